@@ -1,0 +1,43 @@
+"""One settings object per process, read from `CONVERGENCE_*` variables (and `.env`) when built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVERGENCE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".convergence")
+    plans_dir: Path = Path("plans")
+    tokens_file: Path | None = None
+    database_url: str | None = None
+    kafka_bootstrap: str | None = None
+    embedded_kafka_port: int = 9092
+    topic_prefix: str = "convergence."
+    partitions: int = 4
+    replication_factor: int = 1
+    fetch_max_wait_ms: int = 100
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    currency: str = "USD"
+    provider_id: str = "provider"
+    measures_debounce_ms: int = 200
+    close_catch_up_timeout_s: float = 60.0
+    auth: bool = Field(default=True, description="require bearer tokens on writes and reads of money")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'convergence.db').resolve()}"
+
+    @property
+    def resolved_tokens_file(self) -> Path:
+        return self.tokens_file or self.data_dir / "tokens.json"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"

@@ -1,0 +1,373 @@
+"""The fold: every accepted event, in any arrival order, into per-relationship daily measure parts.
+
+One `Fold` holds the state (plain data; see `shared.snapshot` for its JSON form) and `apply` adds one
+event in O(size of what it touches). Lookups between events (an order for its reversal, a referral for
+a sale, a customer's owners) are by event time over everything applied so far: a late event retracts
+and re-adds the parts it changes, so the state is always the fold of all events in event-time order.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from decimal import Decimal
+
+from shared.events import Event, PartyKind
+from shared.measures import (
+    CASES,
+    CHURNED,
+    CSAT_N,
+    CSAT_SUM,
+    DEALS,
+    DETRACTORS,
+    EVENTS,
+    FIRST_CONTACT,
+    MARGIN,
+    NPS_N,
+    PROMOTERS,
+    REFERRALS_MADE,
+    RENEWED,
+    REVENUE,
+    SLOTS,
+    UPSELL,
+    Totals,
+)
+from shared.periods import DAY_US, Window
+
+__all__ = ["Conflict", "Fold", "Order", "Party", "Relationship"]
+
+_NSLOTS = len(SLOTS)
+REVERSED, REFERRAL_REVENUE = "rv", "rr"  # parts keyed by two days, see `Relationship.pairs`
+
+
+class Conflict(ValueError):
+    """A valid event that contradicts one already accepted (SPEC §2.2); it is rejected."""
+
+
+class Party:
+    """A party as last registered (by event time), or as inferred from the field it first appeared in."""
+
+    __slots__ = ("kind", "manager_id", "name", "registered_ts", "role", "tier")
+
+    def __init__(self, kind: str, role: str | None = None, manager_id: str | None = None,
+                 tier: str | None = None, name: str | None = None, registered_ts: int | None = None):
+        self.kind, self.role, self.manager_id = kind, role, manager_id
+        self.tier, self.name, self.registered_ts = tier, name, registered_ts
+
+
+class Relationship:
+    """Measure parts of one (party, counterparty) pair.
+
+    `days`: UTC day -> list of `SLOTS` sums. `pairs`: (part, day, other day) -> amount, for parts whose
+    window test needs two times (a reversal and its order; a referred sale and its referral).
+    `conversions`: referral id -> [referral day, {sale days}].
+    """
+
+    __slots__ = ("conversions", "days", "pairs")
+
+    def __init__(self) -> None:
+        self.days: dict[int, list] = {}
+        self.pairs: dict[tuple[str, int, int], Decimal] | None = None
+        self.conversions: dict[str, list] | None = None
+
+    def bucket(self, day: int) -> list:
+        bucket = self.days.get(day)
+        if bucket is None:
+            bucket = self.days[day] = [0] * _NSLOTS
+        return bucket
+
+    def add_pair(self, part: str, day: int, other: int, amount: Decimal) -> None:
+        if self.pairs is None:
+            self.pairs = {}
+        key = (part, day, other)
+        self.pairs[key] = self.pairs.get(key, 0) + amount
+
+    def add_to(self, totals: Totals, window: Window) -> None:
+        """Add this relationship's parts inside `window` to `totals`."""
+        start, end = window.start_day, window.end_day
+        sums = totals.sums
+        for day, bucket in self.days.items():
+            if start <= day < end:
+                for slot, value in enumerate(bucket):
+                    if value:
+                        sums[slot] += value
+        if self.pairs:
+            for (part, day, other), amount in self.pairs.items():
+                if part == REVERSED:
+                    if start <= min(day, other) and max(day, other) < end:
+                        totals.reversed += amount
+                elif start <= day < end and other < end:
+                    totals.referral_revenue += amount
+        if self.conversions:
+            for referral_id, (referral_day, sale_days) in self.conversions.items():
+                if referral_day < end and any(start <= day < end for day in sale_days):
+                    totals.converted.add(referral_id)
+
+
+class Order:
+    """A sale as needed later: for its reversals and its customer's owners. `ts` is None until it arrives."""
+
+    __slots__ = ("amount", "credits", "customer", "partner", "reversals", "ts")
+
+    def __init__(self, ts: int | None = None, customer: str | None = None, amount: Decimal | None = None,
+                 credits: tuple[tuple[str, Decimal], ...] = (), partner: str | None = None,
+                 reversals: list[list] | None = None):
+        self.ts, self.customer, self.amount = ts, customer, amount
+        self.credits, self.partner = credits, partner
+        # each reversal: [event time, requested amount or None, applied amount or None]
+        self.reversals = reversals
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        """Every party credited on the order, and its partner of record."""
+        owners = tuple(dict.fromkeys(party for party, _ in self.credits))
+        if self.partner and self.partner not in owners:
+            owners += (self.partner,)
+        return owners
+
+
+class Customer:
+    """A customer's sales (for ownership) and retention events (re-attributed when a late sale lands)."""
+
+    __slots__ = ("retention", "sales")
+
+    def __init__(self, sales: list | None = None, retention: list | None = None) -> None:
+        self.sales: list[tuple[int, str]] = sales or []  # (event time, order id), by time
+        self.retention: list[tuple[int, int, Decimal]] = retention or []  # (event time, slot, arr)
+
+
+class Fold:
+    """The state of all accepted events; `apply` folds in one more."""
+
+    def __init__(self, provider_id: str = "provider") -> None:
+        self.provider_id = provider_id
+        self.parties: dict[str, Party] = {}
+        self.relationships: dict[str, dict[str, Relationship]] = {}
+        self.orders: dict[str, Order] = {}
+        self.reversed_orders: set[str] = set()
+        self.customers: dict[str, Customer] = {}
+        self.referrals: dict[str, tuple[str, int]] = {}  # referral id -> (referrer, event time)
+        self.referred_sales: dict[str, list[tuple[int, str, Decimal]]] = {}  # unknown referral id -> sales
+        self._handlers = {
+            "party.registered": self._registered,
+            "sale.closed": self._sale,
+            "sale.reversed": self._reversal,
+            "service.case_resolved": self._case,
+            "survey.responded": self._survey,
+            "referral.made": self._referral,
+            "retention.renewed": self._renewed,
+            "retention.churned": self._churned,
+        }
+
+    # ---- applying events -------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Fold one accepted, not-duplicate event in; raises `Conflict` (and changes nothing) if it clashes."""
+        self._handlers[event.type](event.ts, event.data)
+
+    def _relationship(self, party: str, counterparty: str) -> Relationship:
+        mine = self.relationships.get(party)
+        if mine is None:
+            mine = self.relationships[party] = {}
+        relationship = mine.get(counterparty)
+        if relationship is None:
+            relationship = mine[counterparty] = Relationship()
+        return relationship
+
+    def _add(self, party: str, counterparty: str, day: int, slot: int, value, events: int = 1) -> None:
+        bucket = self._relationship(party, counterparty).bucket(day)
+        bucket[slot] += value
+        bucket[EVENTS] += events
+
+    def _known(self, party_id: str, kind: PartyKind) -> None:
+        if party_id not in self.parties:
+            self.parties[party_id] = Party(kind.value)
+
+    def _registered(self, ts: int, data) -> None:
+        party = self.parties.get(data.party_id)
+        if party is not None and party.registered_ts is not None and ts < party.registered_ts:
+            return  # an older registration than the one in force
+        self.parties[data.party_id] = Party(data.kind.value, data.role, data.manager_id, data.tier, data.name,
+                                            ts)
+
+    def _sale(self, ts: int, data) -> None:
+        order = self.orders.get(data.order_id)
+        if order is not None and order.ts is not None:
+            raise Conflict(f"data.order_id: order {data.order_id!r} was already closed by another event")
+        if order is None:
+            order = self.orders[data.order_id] = Order()
+        customer = data.customer_id
+        order.ts, order.customer, order.amount, order.partner = ts, customer, data.amount, data.partner_id
+        order.credits = tuple((credit.party_id, credit.share) for credit in data.credits)
+        self._known(customer, PartyKind.CUSTOMER)
+        if data.partner_id:
+            self._known(data.partner_id, PartyKind.PARTNER)
+        day, amount, margin = ts // DAY_US, data.amount, data.margin or 0
+        upsell = data.motion != "new"
+        for party, share in order.credits:
+            self._known(party, PartyKind.WORKFORCE)
+            self._sale_parts(party, customer, day, amount * share, margin * share, upsell)
+        if data.partner_id:
+            self._sale_parts(data.partner_id, customer, day, amount, margin, upsell)
+        self._sale_parts(customer, self.provider_id, day, amount, margin, upsell)
+        if data.referral_id:
+            referral = self.referrals.get(data.referral_id)
+            if referral is None:
+                self.referred_sales.setdefault(data.referral_id, []).append((ts, customer, amount))
+            else:
+                self._referred_sale(data.referral_id, referral, ts, customer, amount)
+        self._own(customer, ts, data.order_id)
+        if order.reversals:
+            self._settle_reversals(order)
+
+    def _sale_parts(self, party: str, customer: str, day: int, amount, margin, upsell: bool) -> None:
+        bucket = self._relationship(party, customer).bucket(day)
+        bucket[REVENUE] += amount
+        bucket[MARGIN] += margin
+        bucket[DEALS] += 1
+        if upsell:
+            bucket[UPSELL] += amount
+        bucket[EVENTS] += 1
+
+    def _referred_sale(self, referral_id: str, referral: tuple[str, int], ts: int, customer: str,
+                       amount: Decimal) -> None:
+        referrer, referral_ts = referral
+        day, referral_day = ts // DAY_US, referral_ts // DAY_US
+        relationship = self._relationship(referrer, customer)
+        relationship.add_pair(REFERRAL_REVENUE, day, referral_day, amount)
+        relationship.bucket(day)[EVENTS] += 1
+        if relationship.conversions is None:
+            relationship.conversions = {}
+        conversion = relationship.conversions.setdefault(referral_id, [referral_day, set()])
+        conversion[1].add(day)
+
+    def _own(self, customer_id: str, ts: int, order_id: str) -> None:
+        """Place a sale in its customer's timeline; retention events it now owns move to its owners."""
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            customer = self.customers[customer_id] = Customer()
+        sales = customer.sales
+        at = bisect_right(sales, ts, key=lambda sale: sale[0])
+        sales.insert(at, (ts, order_id))
+        if not customer.retention:
+            return
+        previous = self.orders[sales[at - 1][1]].owners if at else ()
+        until = sales[at + 1][0] if at + 1 < len(sales) else None
+        owners = self.orders[order_id].owners
+        first = bisect_right(customer.retention, ts - 1, key=lambda event: event[0])
+        for event_ts, slot, arr in customer.retention[first:]:
+            if until is not None and event_ts >= until:
+                break
+            day = event_ts // DAY_US
+            for owner in previous:
+                self._add(owner, customer_id, day, slot, -arr, events=-1)
+            for owner in owners:
+                self._add(owner, customer_id, day, slot, arr)
+
+    def _retention(self, ts: int, data, slot: int) -> None:
+        customer_id = data.customer_id
+        self._known(customer_id, PartyKind.CUSTOMER)
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            customer = self.customers[customer_id] = Customer()
+        insort(customer.retention, (ts, slot, data.arr), key=lambda event: event[0])
+        at = bisect_right(customer.sales, ts, key=lambda sale: sale[0])
+        day = ts // DAY_US
+        if at:
+            for owner in self.orders[customer.sales[at - 1][1]].owners:
+                self._add(owner, customer_id, day, slot, data.arr)
+        self._add(customer_id, self.provider_id, day, slot, data.arr)
+
+    def _renewed(self, ts: int, data) -> None:
+        self._retention(ts, data, RENEWED)
+
+    def _churned(self, ts: int, data) -> None:
+        self._retention(ts, data, CHURNED)
+
+    def _reversal(self, ts: int, data) -> None:
+        order = self.orders.get(data.order_id)
+        if order is None:
+            order = self.orders[data.order_id] = Order()  # the order has not arrived yet
+        if order.reversals is None:
+            order.reversals = []
+        insort(order.reversals, [ts, data.amount, None], key=lambda reversal: reversal[0])
+        self.reversed_orders.add(data.order_id)
+        if order.ts is not None:
+            self._settle_reversals(order)
+
+    def _settle_reversals(self, order: Order) -> None:
+        """Re-apply an order's reversals in event-time order; each takes at most what is left."""
+        left = order.amount
+        for reversal in order.reversals:
+            ts, requested, applied = reversal
+            amount = left if requested is None else min(requested, left)
+            left -= amount
+            if amount != (applied or 0) or applied is None:
+                self._reversed_parts(order, ts, amount - (applied or 0), count=applied is None)
+                reversal[2] = amount
+
+    def _reversed_parts(self, order: Order, ts: int, delta: Decimal, count: bool) -> None:
+        day, order_day = ts // DAY_US, order.ts // DAY_US
+        parts = [(party, delta * share) for party, share in order.credits]
+        if order.partner:
+            parts.append((order.partner, delta))
+        parts.append((order.customer, delta))
+        for party, amount in parts:
+            counterparty = self.provider_id if party == order.customer else order.customer
+            relationship = self._relationship(party, counterparty)
+            relationship.add_pair(REVERSED, day, order_day, amount)
+            if count:
+                relationship.bucket(day)[EVENTS] += 1
+
+    def _case(self, ts: int, data) -> None:
+        self._known(data.customer_id, PartyKind.CUSTOMER)
+        bucket = self._relationship(data.resolver_id, data.customer_id).bucket(ts // DAY_US)
+        bucket[CASES] += 1
+        if data.first_contact:
+            bucket[FIRST_CONTACT] += 1
+        bucket[EVENTS] += 1
+
+    def _survey(self, ts: int, data) -> None:
+        self._known(data.customer_id, PartyKind.CUSTOMER)
+        bucket = self._relationship(data.about_id, data.customer_id).bucket(ts // DAY_US)
+        if data.nps is not None:
+            bucket[NPS_N] += 1
+            if data.nps >= 9:
+                bucket[PROMOTERS] += 1
+            elif data.nps <= 6:
+                bucket[DETRACTORS] += 1
+        if data.csat is not None:
+            bucket[CSAT_SUM] += data.csat
+            bucket[CSAT_N] += 1
+        bucket[EVENTS] += 1
+
+    def _referral(self, ts: int, data) -> None:
+        if data.referral_id in self.referrals:
+            raise Conflict(f"data.referral_id: referral {data.referral_id!r} is already known from another event")
+        self._known(data.prospect_id, PartyKind.CUSTOMER)
+        referral = self.referrals[data.referral_id] = (data.referrer_id, ts)
+        self._add(data.referrer_id, data.prospect_id, ts // DAY_US, REFERRALS_MADE, 1)
+        for sale_ts, customer, amount in self.referred_sales.pop(data.referral_id, ()):
+            self._referred_sale(data.referral_id, referral, sale_ts, customer, amount)
+
+    # ---- reading measures ------------------------------------------------------------------------
+
+    def totals(self, party: str, window: Window, counterparty: str | None = None) -> Totals:
+        """Summed parts of a party's relationships (or of one of them) inside `window`."""
+        totals = Totals()
+        mine = self.relationships.get(party, {})
+        if counterparty is not None:
+            relationship = mine.get(counterparty)
+            if relationship is not None:
+                relationship.add_to(totals, window)
+            return totals
+        for relationship in mine.values():
+            relationship.add_to(totals, window)
+        return totals
+
+    def direct_reports(self) -> dict[str, list[str]]:
+        """Manager id -> its direct reports, from the parties as registered now."""
+        reports: dict[str, list[str]] = {}
+        for party_id, party in self.parties.items():
+            if party.manager_id:
+                reports.setdefault(party.manager_id, []).append(party_id)
+        return reports

@@ -1,0 +1,75 @@
+"""Measure values (SPEC §3) from the summed parts of one window: `Totals` in, named decimals out."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+__all__ = ["COUNTS", "MEASURES", "RATIOS", "SLOTS", "SUMS", "Totals", "measure_values"]
+
+# The additive parts kept per relationship and UTC day, in slot order.
+SLOTS = ("revenue", "margin", "deals", "upsell_revenue", "renewed_arr", "churned_arr", "cases",
+         "first_contact_cases", "nps_responses", "promoters", "detractors", "csat_sum", "csat_responses",
+         "referrals_made", "events")
+(REVENUE, MARGIN, DEALS, UPSELL, RENEWED, CHURNED, CASES, FIRST_CONTACT, NPS_N, PROMOTERS, DETRACTORS,
+ CSAT_SUM, CSAT_N, REFERRALS_MADE, EVENTS) = range(len(SLOTS))
+
+SUMS = ("revenue", "reversed", "net_revenue", "margin", "upsell_revenue", "renewed_arr", "churned_arr",
+        "referral_revenue")
+COUNTS = ("deals", "cases", "referrals_made", "referrals_converted")
+RATIOS = ("retention_rate", "fcr_rate", "nps", "csat")
+MEASURES = SUMS + COUNTS + RATIOS
+
+_HUNDRED = Decimal(100)
+
+
+class Totals:
+    """The summed parts of one party (or relationship, or team) over one window."""
+
+    __slots__ = ("converted", "referral_revenue", "reversed", "sums")
+
+    def __init__(self) -> None:
+        self.sums: list = [0] * len(SLOTS)
+        self.reversed: Decimal | int = 0
+        self.referral_revenue: Decimal | int = 0
+        self.converted: set[str] = set()
+
+    def add(self, other: Totals) -> Totals:
+        self.sums = [a + b for a, b in zip(self.sums, other.sums, strict=True)]
+        self.reversed += other.reversed
+        self.referral_revenue += other.referral_revenue
+        self.converted |= other.converted
+        return self
+
+    @property
+    def events(self) -> int:
+        return self.sums[EVENTS]
+
+
+def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal | None:
+    return None if denominator == 0 else Decimal(numerator) / Decimal(denominator)
+
+
+def measure_values(totals: Totals) -> dict[str, Decimal | None]:
+    """Every measure of SPEC §3; ratios are `None` when nothing contributed."""
+    s = totals.sums
+    revenue = Decimal(s[REVENUE])
+    nps = _ratio(s[PROMOTERS] - s[DETRACTORS], s[NPS_N])
+    return {
+        "revenue": revenue,
+        "reversed": Decimal(totals.reversed),
+        "net_revenue": revenue - totals.reversed,
+        "margin": Decimal(s[MARGIN]),
+        "deals": Decimal(s[DEALS]),
+        "upsell_revenue": Decimal(s[UPSELL]),
+        "renewed_arr": Decimal(s[RENEWED]),
+        "churned_arr": Decimal(s[CHURNED]),
+        "retention_rate": _ratio(s[RENEWED], s[RENEWED] + s[CHURNED]),
+        "cases": Decimal(s[CASES]),
+        "fcr_rate": _ratio(s[FIRST_CONTACT], s[CASES]),
+        "nps": None if nps is None else _HUNDRED * nps,
+        "csat": _ratio(s[CSAT_SUM], s[CSAT_N]),
+        "referrals_made": Decimal(s[REFERRALS_MADE]),
+        "referrals_converted": Decimal(len(totals.converted)),
+        "referral_revenue": Decimal(totals.referral_revenue),
+    }
+

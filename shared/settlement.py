@@ -1,0 +1,186 @@
+"""Settlement (SPEC §5): frozen statements per period, clawbacks, adjustments for late events, close order."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from shared.fold import Fold
+from shared.money import ZERO, round_money
+from shared.payouts import MeasureView, evaluate
+from shared.periods import DAY_US, Period
+from shared.plans import PlanSet, TieredRate
+
+__all__ = ["Book", "CloseRefused", "Line", "Settlement", "Statement"]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One statement line. `exact` is the unrounded amount and `base` the base value it was paid on."""
+
+    plan: str
+    component: str
+    currency: str
+    kind: str  # payout | clawback | adjustment
+    amount: Decimal
+    corrects: str | None = None
+    exact: Decimal | None = None
+    base: Decimal | None = None
+    measures: dict = field(default_factory=dict)
+    events: int = 0
+
+
+@dataclass(frozen=True)
+class Statement:
+    party_id: str
+    kind: str
+    lines: tuple[Line, ...]
+
+    @property
+    def totals(self) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {}
+        for line in self.lines:
+            totals[line.currency] = totals.get(line.currency, ZERO) + line.amount
+        return totals
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A closed period: every statement, frozen, and the hash of every plan used."""
+
+    period: str
+    closed_at: datetime
+    statements: dict[str, Statement]
+    plan_hashes: dict[str, str]
+
+    @property
+    def totals(self) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {}
+        for statement in self.statements.values():
+            for currency, amount in statement.totals.items():
+                totals[currency] = totals.get(currency, ZERO) + amount
+        return totals
+
+
+class CloseRefused(ValueError):
+    """A close that would break the order of periods (HTTP 409)."""
+
+
+Key = tuple[str, str, str]  # (party, plan, component)
+
+
+class Book:
+    """The closed periods. `close` is pure given the fold, the plans and the settlements so far."""
+
+    def __init__(self, closed: dict[str, Settlement] | None = None) -> None:
+        self.closed: dict[str, Settlement] = dict(closed or {})
+
+    def _closed_of_kind(self, kind: str) -> list[Period]:
+        return sorted(p for p in map(Period.parse, self.closed) if p.kind == kind)
+
+    def check_order(self, period: Period) -> None:
+        """Refuse closing `period` unless it is the first close of its kind or follows the last one."""
+        earlier = self._closed_of_kind(period.kind)
+        if earlier and period != earlier[-1].next():
+            raise CloseRefused(f"cannot close {period}: periods of this kind close in order and the last "
+                               f"closed is {earlier[-1]}, so the next is {earlier[-1].next()}")
+
+    def close(self, fold: Fold, plans: PlanSet, period: Period, closed_at: datetime) -> Settlement:
+        """Close `period` from the fold as it is now, or return its frozen settlement if already closed."""
+        if str(period) in self.closed:
+            return self.closed[str(period)]
+        self.check_order(period)
+        statements = self.own_lines(fold, plans, period)
+        for earlier in self._closed_of_kind(period.kind):
+            for party_id, line in self._adjustments(fold, plans, earlier):
+                statements[party_id].append(line)
+        used = {plan.plan: plan.hash for plan in plans.plans if plan.period == period.kind}
+        settlement = Settlement(
+            str(period), closed_at,
+            {party: Statement(party, fold.parties[party].kind, tuple(lines))
+             for party, lines in statements.items() if lines},
+            used)
+        self.closed[str(period)] = settlement
+        return settlement
+
+    def own_lines(self, fold: Fold, plans: PlanSet, period: Period) -> defaultdict[str, list[Line]]:
+        """Payout and clawback lines of every known party with a plan of the period's kind."""
+        view = MeasureView(fold, period, period.end_ts)
+        statements: defaultdict[str, list[Line]] = defaultdict(list)
+        for party_id, party in fold.parties.items():
+            for plan in plans.plans_for(party_id, party, period.kind):
+                for payout in evaluate(plan, party_id, view):
+                    statements[party_id].append(Line(
+                        payout.plan, payout.component, payout.currency, "payout",
+                        round_money(payout.amount, payout.currency), exact=payout.amount, base=payout.base,
+                        measures=payout.measures, events=payout.events))
+        for party_id, line in self._clawbacks(fold, plans, period):
+            statements[party_id].append(line)
+        return statements
+
+    def _clawbacks(self, fold: Fold, plans: PlanSet, period: Period):
+        """Reversals in `period` of orders paid in an earlier closed period, at that period's effective rate."""
+        start, end = period.start_ts, period.end_ts
+        for order_id in sorted(fold.reversed_orders, key=lambda oid: (fold.orders[oid].ts or 0, oid)):
+            order = fold.orders[order_id]
+            if order.ts is None:
+                continue
+            paid_in = Period.containing(order.ts, period.kind)
+            frozen = self.closed.get(str(paid_in))
+            if paid_in >= period or frozen is None:
+                continue
+            for ts, _, applied in order.reversals:
+                if applied is None or not start <= ts < end:
+                    continue
+                shares = list(order.credits) + ([(order.partner, Decimal(1))] if order.partner else [])
+                for party_id, share in shares:
+                    yield from self._clawback_lines(fold, plans, period, frozen, party_id, order_id,
+                                                    applied * share, ts - order.ts)
+
+    def _clawback_lines(self, fold, plans, period, frozen, party_id, order_id, reversed_amount, age):
+        party = fold.parties.get(party_id)
+        statement = frozen.statements.get(party_id)
+        if party is None or statement is None:
+            return
+        for plan in plans.plans_for(party_id, party, period.kind):
+            if plan.clawback is None or age > plan.clawback.window_days * DAY_US:
+                continue
+            for component in plan.components:
+                if not isinstance(component, TieredRate):
+                    continue
+                paid = next((line for line in statement.lines if line.kind == "payout"
+                             and line.plan == plan.plan and line.component == component.name), None)
+                if paid is None:
+                    continue
+                rate = paid.exact / paid.base if paid.base and paid.base > 0 else ZERO
+                amount = -(reversed_amount * rate)
+                yield party_id, Line(plan.plan, component.name, plan.currency, "clawback",
+                                     round_money(amount, plan.currency), exact=amount, base=reversed_amount,
+                                     measures={"order_id": order_id, "effective_rate": str(rate)})
+
+    def _adjustments(self, fold: Fold, plans: PlanSet, earlier: Period):
+        """Lines that bring closed period `earlier` to what it pays with every event ingested so far."""
+        settled: defaultdict[Key, Decimal] = defaultdict(lambda: ZERO)
+        currencies: dict[Key, str] = {}
+        for settlement in self.closed.values():
+            for party_id, statement in settlement.statements.items():
+                for line in statement.lines:
+                    own = settlement.period == str(earlier) and line.kind != "adjustment"
+                    if own or line.corrects == str(earlier):
+                        key = (party_id, line.plan, line.component)
+                        settled[key] += line.amount
+                        currencies[key] = line.currency
+        now: defaultdict[Key, Decimal] = defaultdict(lambda: ZERO)
+        for party_id, lines in self.own_lines(fold, plans, earlier).items():
+            for line in lines:
+                key = (party_id, line.plan, line.component)
+                now[key] += line.amount
+                currencies[key] = line.currency
+        for key in sorted(set(settled) | set(now)):
+            difference = now[key] - settled[key]
+            if difference:
+                party_id, plan, component = key
+                yield party_id, Line(plan, component, currencies[key], "adjustment", difference,
+                                     corrects=str(earlier), exact=difference)
