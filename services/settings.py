@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     partitions: int = 4
     replication_factor: int = 1
     fetch_max_wait_ms: int = 100
+    publish_timeout_ms: int = Field(default=30_000, description="how long ingest waits for Kafka, then 503")
+    # The embedded Tansu answers aiokafka's InitProducerId (v0) with an error: set False for it.
+    kafka_idempotent_producer: bool = Field(default=True, description="use idempotent Kafka producers")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     currency: str = "USD"
@@ -34,6 +37,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'convergence.db').resolve()}"
+
+    @property
+    def resolved_kafka_bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_kafka_port}"
 
     @property
     def resolved_tokens_file(self) -> Path:

@@ -8,6 +8,7 @@ and re-adds the parts it changes, so the state is always the fold of all events 
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right, insort
 from decimal import Decimal
 
@@ -17,25 +18,19 @@ from shared.measures import (
     CHURNED,
     CSAT_N,
     CSAT_SUM,
-    DEALS,
     DETRACTORS,
     EVENTS,
     FIRST_CONTACT,
-    MARGIN,
     NPS_N,
     PROMOTERS,
     REFERRALS_MADE,
     RENEWED,
-    REVENUE,
-    SLOTS,
-    UPSELL,
     Totals,
 )
 from shared.periods import DAY_US, Window
 
 __all__ = ["Conflict", "Fold", "Order", "Party", "Relationship"]
 
-_NSLOTS = len(SLOTS)
 REVERSED, REFERRAL_REVENUE = "rv", "rr"  # parts keyed by two days, see `Relationship.pairs`
 
 
@@ -57,23 +52,27 @@ class Party:
 class Relationship:
     """Measure parts of one (party, counterparty) pair.
 
-    `days`: UTC day -> list of `SLOTS` sums. `pairs`: (part, day, other day) -> amount, for parts whose
-    window test needs two times (a reversal and its order; a referred sale and its referral).
-    `conversions`: referral id -> [referral day, {sale days}].
+    `days`: UTC day -> tuple of sums in `SLOTS` order, only as long as the day's events reached.
+    `pairs`: (part, day, other day) -> amount, for parts whose window test needs two times (a reversal
+    and its order; a referred sale and its referral). `conversions`: referral id -> [referral day, {sale days}].
     """
 
     __slots__ = ("conversions", "days", "pairs")
 
     def __init__(self) -> None:
-        self.days: dict[int, list] = {}
+        self.days: dict[int, tuple] = {}
         self.pairs: dict[tuple[str, int, int], Decimal] | None = None
         self.conversions: dict[str, list] | None = None
 
-    def bucket(self, day: int) -> list:
-        bucket = self.days.get(day)
-        if bucket is None:
-            bucket = self.days[day] = [0] * _NSLOTS
-        return bucket
+    def add(self, day: int, parts: tuple) -> None:
+        """Add `parts` (a prefix of `SLOTS`) to the day's sums."""
+        old = self.days.get(day)
+        if old is None:
+            self.days[day] = parts
+        else:
+            longer = old if len(old) > len(parts) else parts
+            self.days[day] = tuple(a + b for a, b in zip(old, parts, strict=False)) + longer[
+                min(len(old), len(parts)):]
 
     def add_pair(self, part: str, day: int, other: int, amount: Decimal) -> None:
         if self.pairs is None:
@@ -85,9 +84,9 @@ class Relationship:
         """Add this relationship's parts inside `window` to `totals`."""
         start, end = window.start_day, window.end_day
         sums = totals.sums
-        for day, bucket in self.days.items():
+        for day, parts in self.days.items():
             if start <= day < end:
-                for slot, value in enumerate(bucket):
+                for slot, value in enumerate(parts):
                     if value:
                         sums[slot] += value
         if self.pairs:
@@ -101,6 +100,17 @@ class Relationship:
             for referral_id, (referral_day, sale_days) in self.conversions.items():
                 if referral_day < end and any(start <= day < end for day in sale_days):
                     totals.converted.add(referral_id)
+
+
+def _at(slot: int, value, events: int = 1) -> tuple:
+    """The shortest `SLOTS`-ordered tuple holding `value` at `slot` and an event count."""
+    parts = [0] * (slot + 1)
+    parts[EVENTS] = events
+    parts[slot] = value
+    return tuple(parts)
+
+
+_ONE_EVENT = (1,)
 
 
 class Order:
@@ -138,8 +148,12 @@ class Customer:
 class Fold:
     """The state of all accepted events; `apply` folds in one more."""
 
-    def __init__(self, provider_id: str = "provider") -> None:
+    def __init__(self, provider_id: str = "provider", track_changes: bool = False) -> None:
         self.provider_id = provider_id
+        # (record kind, key...) of every record changed since the owner last cleared it, when tracked:
+        # ("party", id), ("relationship", party, counterparty), ("order", id), ("customer", id),
+        # ("referral", id), ("referred", referral id)
+        self.changed: set[tuple[str, ...]] | None = set() if track_changes else None
         self.parties: dict[str, Party] = {}
         self.relationships: dict[str, dict[str, Relationship]] = {}
         self.orders: dict[str, Order] = {}
@@ -147,6 +161,7 @@ class Fold:
         self.customers: dict[str, Customer] = {}
         self.referrals: dict[str, tuple[str, int]] = {}  # referral id -> (referrer, event time)
         self.referred_sales: dict[str, list[tuple[int, str, Decimal]]] = {}  # unknown referral id -> sales
+        self._shared: dict = {}  # equal days and credit lists stored once
         self._handlers = {
             "party.registered": self._registered,
             "sale.closed": self._sale,
@@ -164,30 +179,40 @@ class Fold:
         """Fold one accepted, not-duplicate event in; raises `Conflict` (and changes nothing) if it clashes."""
         self._handlers[event.type](event.ts, event.data)
 
+    def _day(self, ts: int) -> int:
+        day = ts // DAY_US
+        return self._shared.setdefault(day, day)
+
+    def _touch(self, *key: str) -> None:
+        if self.changed is not None:
+            self.changed.add(key)
+
     def _relationship(self, party: str, counterparty: str) -> Relationship:
+        if self.changed is not None:
+            self.changed.add(("relationship", party, counterparty))
         mine = self.relationships.get(party)
         if mine is None:
-            mine = self.relationships[party] = {}
+            mine = self.relationships[sys.intern(party)] = {}
         relationship = mine.get(counterparty)
         if relationship is None:
-            relationship = mine[counterparty] = Relationship()
+            relationship = mine[sys.intern(counterparty)] = Relationship()
         return relationship
 
-    def _add(self, party: str, counterparty: str, day: int, slot: int, value, events: int = 1) -> None:
-        bucket = self._relationship(party, counterparty).bucket(day)
-        bucket[slot] += value
-        bucket[EVENTS] += events
+    def _add(self, party: str, counterparty: str, day: int, parts: tuple) -> None:
+        self._relationship(party, counterparty).add(day, parts)
 
     def _known(self, party_id: str, kind: PartyKind) -> None:
         if party_id not in self.parties:
-            self.parties[party_id] = Party(kind.value)
+            self.parties[sys.intern(party_id)] = Party(kind.value)
+            self._touch("party", party_id)
 
     def _registered(self, ts: int, data) -> None:
         party = self.parties.get(data.party_id)
         if party is not None and party.registered_ts is not None and ts < party.registered_ts:
             return  # an older registration than the one in force
-        self.parties[data.party_id] = Party(data.kind.value, data.role, data.manager_id, data.tier, data.name,
-                                            ts)
+        self.parties[sys.intern(data.party_id)] = Party(data.kind.value, data.role, data.manager_id, data.tier,
+                                                        data.name, ts)
+        self._touch("party", data.party_id)
 
     def _sale(self, ts: int, data) -> None:
         order = self.orders.get(data.order_id)
@@ -195,46 +220,45 @@ class Fold:
             raise Conflict(f"data.order_id: order {data.order_id!r} was already closed by another event")
         if order is None:
             order = self.orders[data.order_id] = Order()
-        customer = data.customer_id
-        order.ts, order.customer, order.amount, order.partner = ts, customer, data.amount, data.partner_id
-        order.credits = tuple((credit.party_id, credit.share) for credit in data.credits)
+        self._touch("order", data.order_id)
+        customer = sys.intern(data.customer_id)
+        partner = data.partner_id and sys.intern(data.partner_id)
+        credits = tuple((sys.intern(credit.party_id), credit.share) for credit in data.credits)
+        order.ts, order.customer, order.amount, order.partner = ts, customer, data.amount, partner
+        order.credits = self._shared.setdefault(credits, credits)
         self._known(customer, PartyKind.CUSTOMER)
-        if data.partner_id:
-            self._known(data.partner_id, PartyKind.PARTNER)
-        day, amount, margin = ts // DAY_US, data.amount, data.margin or 0
+        day, amount, margin = self._day(ts), data.amount, data.margin or 0
         upsell = data.motion != "new"
         for party, share in order.credits:
             self._known(party, PartyKind.WORKFORCE)
-            self._sale_parts(party, customer, day, amount * share, margin * share, upsell)
-        if data.partner_id:
-            self._sale_parts(data.partner_id, customer, day, amount, margin, upsell)
-        self._sale_parts(customer, self.provider_id, day, amount, margin, upsell)
+            if share == 1:
+                self._add(party, customer, day, (1, amount, 1, margin, amount) if upsell else (1, amount, 1, margin))
+            else:
+                credited = amount * share
+                self._add(party, customer, day, (1, credited, 1, margin * share, credited if upsell else 0))
+        parts = (1, amount, 1, margin, amount) if upsell else (1, amount, 1, margin)
+        if partner:
+            self._known(partner, PartyKind.PARTNER)
+            self._add(partner, customer, day, parts)
+        self._add(customer, self.provider_id, day, parts)
         if data.referral_id:
             referral = self.referrals.get(data.referral_id)
             if referral is None:
                 self.referred_sales.setdefault(data.referral_id, []).append((ts, customer, amount))
+                self._touch("referred", data.referral_id)
             else:
                 self._referred_sale(data.referral_id, referral, ts, customer, amount)
         self._own(customer, ts, data.order_id)
         if order.reversals:
             self._settle_reversals(order)
 
-    def _sale_parts(self, party: str, customer: str, day: int, amount, margin, upsell: bool) -> None:
-        bucket = self._relationship(party, customer).bucket(day)
-        bucket[REVENUE] += amount
-        bucket[MARGIN] += margin
-        bucket[DEALS] += 1
-        if upsell:
-            bucket[UPSELL] += amount
-        bucket[EVENTS] += 1
-
     def _referred_sale(self, referral_id: str, referral: tuple[str, int], ts: int, customer: str,
                        amount: Decimal) -> None:
         referrer, referral_ts = referral
-        day, referral_day = ts // DAY_US, referral_ts // DAY_US
+        day, referral_day = self._day(ts), self._day(referral_ts)
         relationship = self._relationship(referrer, customer)
         relationship.add_pair(REFERRAL_REVENUE, day, referral_day, amount)
-        relationship.bucket(day)[EVENTS] += 1
+        relationship.add(day, _ONE_EVENT)
         if relationship.conversions is None:
             relationship.conversions = {}
         conversion = relationship.conversions.setdefault(referral_id, [referral_day, set()])
@@ -245,6 +269,7 @@ class Fold:
         customer = self.customers.get(customer_id)
         if customer is None:
             customer = self.customers[customer_id] = Customer()
+        self._touch("customer", customer_id)
         sales = customer.sales
         at = bisect_right(sales, ts, key=lambda sale: sale[0])
         sales.insert(at, (ts, order_id))
@@ -257,25 +282,26 @@ class Fold:
         for event_ts, slot, arr in customer.retention[first:]:
             if until is not None and event_ts >= until:
                 break
-            day = event_ts // DAY_US
+            day = self._day(event_ts)
             for owner in previous:
-                self._add(owner, customer_id, day, slot, -arr, events=-1)
+                self._add(owner, customer_id, day, _at(slot, -arr, events=-1))
             for owner in owners:
-                self._add(owner, customer_id, day, slot, arr)
+                self._add(owner, customer_id, day, _at(slot, arr))
 
     def _retention(self, ts: int, data, slot: int) -> None:
-        customer_id = data.customer_id
+        customer_id = sys.intern(data.customer_id)
         self._known(customer_id, PartyKind.CUSTOMER)
         customer = self.customers.get(customer_id)
         if customer is None:
             customer = self.customers[customer_id] = Customer()
+        self._touch("customer", customer_id)
         insort(customer.retention, (ts, slot, data.arr), key=lambda event: event[0])
         at = bisect_right(customer.sales, ts, key=lambda sale: sale[0])
-        day = ts // DAY_US
+        day, parts = self._day(ts), _at(slot, data.arr)
         if at:
             for owner in self.orders[customer.sales[at - 1][1]].owners:
-                self._add(owner, customer_id, day, slot, data.arr)
-        self._add(customer_id, self.provider_id, day, slot, data.arr)
+                self._add(owner, customer_id, day, parts)
+        self._add(customer_id, self.provider_id, day, parts)
 
     def _renewed(self, ts: int, data) -> None:
         self._retention(ts, data, RENEWED)
@@ -287,6 +313,7 @@ class Fold:
         order = self.orders.get(data.order_id)
         if order is None:
             order = self.orders[data.order_id] = Order()  # the order has not arrived yet
+        self._touch("order", data.order_id)
         if order.reversals is None:
             order.reversals = []
         insort(order.reversals, [ts, data.amount, None], key=lambda reversal: reversal[0])
@@ -301,12 +328,12 @@ class Fold:
             ts, requested, applied = reversal
             amount = left if requested is None else min(requested, left)
             left -= amount
-            if amount != (applied or 0) or applied is None:
+            if applied is None or amount != applied:
                 self._reversed_parts(order, ts, amount - (applied or 0), count=applied is None)
                 reversal[2] = amount
 
     def _reversed_parts(self, order: Order, ts: int, delta: Decimal, count: bool) -> None:
-        day, order_day = ts // DAY_US, order.ts // DAY_US
+        day, order_day = self._day(ts), self._day(order.ts)
         parts = [(party, delta * share) for party, share in order.credits]
         if order.partner:
             parts.append((order.partner, delta))
@@ -316,36 +343,39 @@ class Fold:
             relationship = self._relationship(party, counterparty)
             relationship.add_pair(REVERSED, day, order_day, amount)
             if count:
-                relationship.bucket(day)[EVENTS] += 1
+                relationship.add(day, _ONE_EVENT)
 
     def _case(self, ts: int, data) -> None:
-        self._known(data.customer_id, PartyKind.CUSTOMER)
-        bucket = self._relationship(data.resolver_id, data.customer_id).bucket(ts // DAY_US)
-        bucket[CASES] += 1
-        if data.first_contact:
-            bucket[FIRST_CONTACT] += 1
-        bucket[EVENTS] += 1
+        customer = sys.intern(data.customer_id)
+        self._known(customer, PartyKind.CUSTOMER)
+        parts = [0] * (FIRST_CONTACT + 1)
+        parts[EVENTS] = parts[CASES] = 1
+        parts[FIRST_CONTACT] = 1 if data.first_contact else 0
+        self._add(data.resolver_id, customer, self._day(ts), tuple(parts))
 
     def _survey(self, ts: int, data) -> None:
-        self._known(data.customer_id, PartyKind.CUSTOMER)
-        bucket = self._relationship(data.about_id, data.customer_id).bucket(ts // DAY_US)
-        if data.nps is not None:
-            bucket[NPS_N] += 1
-            if data.nps >= 9:
-                bucket[PROMOTERS] += 1
-            elif data.nps <= 6:
-                bucket[DETRACTORS] += 1
+        customer = sys.intern(data.customer_id)
+        self._known(customer, PartyKind.CUSTOMER)
+        parts = [0] * (DETRACTORS + 1 if data.nps is not None else CSAT_SUM + 1)
+        parts[EVENTS] = 1
         if data.csat is not None:
-            bucket[CSAT_SUM] += data.csat
-            bucket[CSAT_N] += 1
-        bucket[EVENTS] += 1
+            parts[CSAT_N], parts[CSAT_SUM] = 1, data.csat
+        if data.nps is not None:
+            parts[NPS_N] = 1
+            parts[PROMOTERS] = 1 if data.nps >= 9 else 0
+            parts[DETRACTORS] = 1 if data.nps <= 6 else 0
+        self._add(data.about_id, customer, self._day(ts), tuple(parts))
 
     def _referral(self, ts: int, data) -> None:
         if data.referral_id in self.referrals:
             raise Conflict(f"data.referral_id: referral {data.referral_id!r} is already known from another event")
-        self._known(data.prospect_id, PartyKind.CUSTOMER)
-        referral = self.referrals[data.referral_id] = (data.referrer_id, ts)
-        self._add(data.referrer_id, data.prospect_id, ts // DAY_US, REFERRALS_MADE, 1)
+        prospect = sys.intern(data.prospect_id)
+        self._known(prospect, PartyKind.CUSTOMER)
+        referral = self.referrals[data.referral_id] = (sys.intern(data.referrer_id), ts)
+        self._touch("referral", data.referral_id)
+        if data.referral_id in self.referred_sales:
+            self._touch("referred", data.referral_id)
+        self._add(data.referrer_id, prospect, self._day(ts), _at(REFERRALS_MADE, 1))
         for sale_ts, customer, amount in self.referred_sales.pop(data.referral_id, ()):
             self._referred_sale(data.referral_id, referral, sale_ts, customer, amount)
 

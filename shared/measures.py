@@ -6,12 +6,13 @@ from decimal import Decimal
 
 __all__ = ["COUNTS", "MEASURES", "RATIOS", "SLOTS", "SUMS", "Totals", "measure_values"]
 
-# The additive parts kept per relationship and UTC day, in slot order.
-SLOTS = ("revenue", "margin", "deals", "upsell_revenue", "renewed_arr", "churned_arr", "cases",
-         "first_contact_cases", "nps_responses", "promoters", "detractors", "csat_sum", "csat_responses",
-         "referrals_made", "events")
-(REVENUE, MARGIN, DEALS, UPSELL, RENEWED, CHURNED, CASES, FIRST_CONTACT, NPS_N, PROMOTERS, DETRACTORS,
- CSAT_SUM, CSAT_N, REFERRALS_MADE, EVENTS) = range(len(SLOTS))
+# The additive parts kept per relationship and UTC day, in slot order: the parts most events touch come
+# first, so a day's tuple holds only the prefix its events reached.
+SLOTS = ("events", "revenue", "deals", "margin", "upsell_revenue", "renewed_arr", "churned_arr", "cases",
+         "first_contact_cases", "csat_responses", "csat_sum", "nps_responses", "promoters", "detractors",
+         "referrals_made")
+(EVENTS, REVENUE, DEALS, MARGIN, UPSELL, RENEWED, CHURNED, CASES, FIRST_CONTACT, CSAT_N, CSAT_SUM, NPS_N,
+ PROMOTERS, DETRACTORS, REFERRALS_MADE) = range(len(SLOTS))
 
 SUMS = ("revenue", "reversed", "net_revenue", "margin", "upsell_revenue", "renewed_arr", "churned_arr",
         "referral_revenue")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-__all__ = ["POINTS", "ZERO", "minor_unit", "parse_decimal", "round_money", "render"]
+__all__ = ["POINTS", "ZERO", "minor_unit", "parse_decimal", "render", "round_money"]
 
 ZERO = Decimal(0)
 POINTS = "PTS"
@@ -16,7 +16,7 @@ _MINOR_UNITS = {POINTS: 0, "JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0, "BH
 
 def parse_decimal(value: object) -> Decimal:
     """A finite `Decimal` from a JSON string or number; floats are refused (they are already inexact)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError("must be a decimal string or an integer, not a float")
     if isinstance(value, Decimal):
         result = value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 from typing import Annotated, Literal
 
 import yaml
@@ -65,7 +66,7 @@ class TieredRate(_Component):
             raise ValueError("every tier but the last needs `upto`")
         if self.tiers[-1].upto is not None:
             raise ValueError("the last tier is open-ended: leave out its `upto`")
-        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        if any(b <= a for a, b in pairwise(edges)):
             raise ValueError("tier `upto` values must increase")
         return self
 

@@ -1,0 +1,1 @@
+"""Kafka adapters: the embedded broker, topic provisioning and the CloudEvents Kafka binding."""

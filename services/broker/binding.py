@@ -1,0 +1,84 @@
+"""The CloudEvents Kafka protocol binding: structured-mode encoding, structured and binary decoding."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from services.broker.topics import inbound_topic
+from services.settings import Settings
+from shared.events import Event, family_of
+
+__all__ = ["CONTENT_TYPE", "binary_event", "decode", "encode", "is_json", "key_of", "loads", "topic_for"]
+
+CONTENT_TYPE = "application/cloudevents+json"
+Headers = list[tuple[str, bytes | None]]
+
+# Events that must stay in order share a key, hence a partition.
+_KEY_FIELDS = {"party": "party_id", "sale": "order_id", "referral": "referral_id",
+               "service": "customer_id", "survey": "customer_id", "retention": "customer_id"}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads(raw: bytes | str) -> Any:
+    """Decode JSON with every non-integer number as an exact `Decimal`; raise ValueError when invalid."""
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:  # decode errors, NaN/Infinity, absurd nesting
+        raise ValueError(f"not valid JSON: {error}") from None
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a content type (absent means JSON) carries JSON."""
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json") or media == "text/json"
+
+
+def binary_event(attributes: Mapping[str, str], data: bytes | None, content_type: str | None) -> dict:
+    """A binary-mode event (attributes from headers, `data` the JSON payload) as a structured dict."""
+    event: dict[str, Any] = dict(attributes)
+    if content_type is not None:
+        event["datacontenttype"] = content_type
+    if data:
+        if not is_json(content_type):
+            raise ValueError(f"data of content type {content_type!r} is not supported, only JSON")
+        event["data"] = loads(data)
+    return event
+
+
+def key_of(event: Event) -> str:
+    """The partitioning key: the id that orders this event with the ones it depends on."""
+    return getattr(event.data, _KEY_FIELDS[event.type.split(".", 1)[0]])
+
+
+def topic_for(event_type: str, settings: Settings) -> str:
+    """The inbound topic of an event type, e.g. `convergence.events.sales` for `sale.closed`."""
+    return settings.topic(inbound_topic(family_of(event_type)))
+
+
+def encode(event: Event) -> tuple[bytes, bytes, Headers]:
+    """The Kafka message (key, value, headers) of an event in structured mode."""
+    value = json.dumps(event.to_json_dict(), separators=(",", ":")).encode()
+    return key_of(event).encode(), value, [("content-type", CONTENT_TYPE.encode())]
+
+
+def decode(value: bytes | None, headers: Headers) -> dict:
+    """The event dict of a Kafka message in binary (`ce_*` headers) or structured mode."""
+    try:
+        fields = {name.lower(): (raw or b"").decode() for name, raw in headers}
+    except UnicodeDecodeError:
+        raise ValueError("headers are not UTF-8") from None
+    if "ce_specversion" in fields:
+        attributes = {name[3:]: text for name, text in fields.items() if name.startswith("ce_")}
+        return binary_event(attributes, value, fields.get("content-type"))
+    if value is None:
+        raise ValueError("message has no value and no ce_specversion header")
+    event = loads(value)
+    if not isinstance(event, dict):
+        raise ValueError("structured-mode value must be a JSON object")
+    return event

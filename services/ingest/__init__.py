@@ -1,0 +1,1 @@
+"""Ingest: validate CloudEvents posted over HTTP, drop duplicates, publish the rest to Kafka."""

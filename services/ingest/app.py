@@ -1,0 +1,62 @@
+"""The ingest service: its producer and keys store opened in a lifespan, and the app to run it alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest.routes import router
+from services.settings import Settings
+from services.store.database import create_engine, create_sessions
+from services.store.keys import IngestKeys
+from services.web import add_health_check, install_error_handlers, ops_router
+
+__all__ = ["create_app", "ingest_lifespan"]
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+@asynccontextmanager
+async def ingest_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """Give the ingest routes a started producer and the keys store on `app.state`; stop it on exit."""
+    settings: Settings = app.state.settings
+    producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap,
+                                enable_idempotence=settings.kafka_idempotent_producer, acks="all",
+                                request_timeout_ms=settings.publish_timeout_ms)
+    await producer.start()
+
+    async def broker_answers() -> bool:
+        return await asyncio.wait_for(producer.client.force_metadata_update(), HEALTH_TIMEOUT_S)
+
+    app.state.producer = producer
+    app.state.ingest_keys = IngestKeys(sessions)
+    add_health_check(app, "kafka", broker_answers)
+    try:
+        yield
+    finally:
+        await producer.stop()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ingest service alone: `POST /v1/events`, `/healthz` and `/metrics`, on a migrated database."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with ingest_lifespan(app, create_sessions(engine)):
+                yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title="Convergence ingest", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(router)
+    return app

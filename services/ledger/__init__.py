@@ -1,0 +1,1 @@
+"""The ledger service: inbound topics -> the event ledger, idempotent, positions stored with the rows."""

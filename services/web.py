@@ -1,0 +1,102 @@
+"""HTTP plumbing shared by every FastAPI service: settings injection, the error format, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.exceptions import HTTPException
+
+from services.settings import Settings
+
+__all__ = ["ApiError", "HealthCheck", "SettingsDep", "add_health_check", "get_settings",
+           "install_error_handlers", "ops_router"]
+
+HealthCheck = Callable[[], Awaitable[bool]]
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+          415: "unsupported_media_type", 422: "validation_error", 503: "unavailable"}
+
+
+class ApiError(HTTPException):
+    """An HTTP error rendered as `{"error": {"code", "message"}}`, plus any `extra` top-level fields."""
+
+    def __init__(self, status_code: int, message: str, *, code: str | None = None,
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(status_code, message, headers)
+        self.code = code or _CODES.get(status_code, "error")
+        self.extra = extra or {}
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+           extra: dict[str, Any] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}, **(extra or {})}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    if isinstance(exc, ApiError):
+        return _error(exc.status_code, exc.code, exc.detail, exc.headers, exc.extra)
+    return _error(exc.status_code, _CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return _error(422, "validation_error", reasons or "invalid request")
+
+
+async def _internal_error(_: Request, __: Exception) -> JSONResponse:
+    return _error(500, "internal", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every HTTP, validation and unexpected error in the project error format."""
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+
+
+def get_settings(request: Request) -> Settings:
+    """The process's one settings object, set on `app.state.settings` by the app factory."""
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def add_health_check(app: FastAPI, name: str, check: HealthCheck) -> None:
+    """Register a readiness check that `/healthz` runs; it returns True when healthy."""
+    if not hasattr(app.state, "health_checks"):
+        app.state.health_checks = {}
+    app.state.health_checks[name] = check
+
+
+async def _outcome(check: HealthCheck) -> str:
+    try:
+        return "ok" if await check() else "failing"
+    except Exception:  # a check that cannot even run is failing, not a 500
+        return "failing"
+
+
+ops_router = APIRouter(tags=["operations"])
+
+
+@ops_router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness and readiness: 200 when every registered check passes, else 503."""
+    checks: dict[str, HealthCheck] = getattr(request.app.state, "health_checks", {})
+    results = {name: await _outcome(check) for name, check in checks.items()}
+    healthy = all(result == "ok" for result in results.values())
+    return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": results},
+                        status_code=200 if healthy else 503)
+
+
+@ops_router.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus metrics in the text exposition format."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,196 @@
+"""`POST /v1/events` against a real Tansu broker and a real SQLite keys store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from services.auth import create_token
+from services.broker.binding import decode
+from services.broker.embedded import embedded_broker, free_port
+from services.broker.topics import ensure_topics, inbound_topics
+from services.ingest.app import create_app
+from services.settings import Settings
+from services.store import IngestKeys, create_engine, create_sessions, migrate
+
+pytestmark = pytest.mark.integration
+
+TIME = "2026-03-14T10:22:00Z"
+SALE = {"order_id": "o-1", "customer_id": "c-1", "amount": "250.00", "currency": "USD",
+        "credits": [{"party_id": "ae-1", "share": 1}]}
+
+
+def event(event_id: str, event_type: str = "sale.closed", data: dict | None = None) -> dict:
+    return {"specversion": "1.0", "id": event_id, "source": "crm", "type": event_type, "time": TIME,
+            "data": SALE if data is None else data}
+
+
+def settings_for(bootstrap: str, tmp_path: Path) -> Settings:
+    return Settings(kafka_bootstrap=bootstrap, database_url=f"sqlite+aiosqlite:///{tmp_path}/convergence.db",
+                    tokens_file=tmp_path / "tokens.json", topic_prefix="test.", partitions=2,
+                    publish_timeout_ms=1000, kafka_idempotent_producer=False)
+
+
+@asynccontextmanager
+async def running_ingest(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    await migrate(settings.resolved_database_url)
+    await ensure_topics(settings)
+    token = create_token(settings.resolved_tokens_file, ["events:write"])
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
+            yield client
+
+
+@pytest.fixture
+def settings(tansu_bootstrap: str, tmp_path: Path) -> Settings:
+    return settings_for(tansu_bootstrap, tmp_path)
+
+
+@pytest.fixture
+async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_ingest(settings) as client:
+        yield client
+
+
+async def published(settings: Settings) -> list[ConsumerRecord]:
+    """Every message on the inbound topics; a 202 means they are all acknowledged already."""
+    topics = inbound_topics(settings)
+    partitions = [TopicPartition(topic, p) for topic in topics for p in range(settings.partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        async with asyncio.timeout(10):
+            while len(records) < sum(ends.values()):
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def ids(records: list[ConsumerRecord]) -> list[str]:
+    return sorted(decode(r.value, r.headers)["id"] for r in records)
+
+
+async def test_a_structured_event_is_published_with_its_key_on_its_topic(
+        http: httpx.AsyncClient, settings: Settings) -> None:
+    response = await http.post("/v1/events", content=json.dumps(event("e-1")),
+                               headers={"Content-Type": "application/cloudevents+json"})
+    assert (response.status_code, response.json()) == (202, {"accepted": 1, "duplicates": 0})
+    [record] = await published(settings)
+    assert (record.topic, record.key) == ("test.events.sales", b"o-1")
+    assert dict(record.headers)["content-type"] == b"application/cloudevents+json"
+    assert decode(record.value, record.headers)["data"]["amount"] == "250.00"
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("application/json", [event("e-1"), event("e-2")]),
+    ("application/cloudevents-batch+json", [event("e-1"), event("e-2")]),
+])
+async def test_arrays_and_batches_are_accepted_whole(
+        http: httpx.AsyncClient, settings: Settings, content_type: str, body: list) -> None:
+    response = await http.post("/v1/events", content=json.dumps(body), headers={"Content-Type": content_type})
+    assert response.json() == {"accepted": 2, "duplicates": 0}
+    assert ids(await published(settings)) == ["e-1", "e-2"]
+
+
+async def test_a_binary_mode_event_is_accepted(http: httpx.AsyncClient, settings: Settings) -> None:
+    headers = {"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "e-9",
+               "ce-source": "crm", "ce-type": "sale.closed", "ce-time": TIME}
+    response = await http.post("/v1/events", content=json.dumps(SALE), headers=headers)
+    assert (response.status_code, response.json()) == (202, {"accepted": 1, "duplicates": 0})
+    assert ids(await published(settings)) == ["e-9"]
+
+
+async def test_duplicates_within_and_across_requests_are_published_once(
+        http: httpx.AsyncClient, settings: Settings) -> None:
+    first = await http.post("/v1/events", json=[event("e-1"), event("e-1"), event("e-2")])
+    again = await http.post("/v1/events", json=[event("e-2"), event("e-3"), event("e-1")])
+    assert first.json() == {"accepted": 2, "duplicates": 1}
+    assert again.json() == {"accepted": 1, "duplicates": 2}
+    assert ids(await published(settings)) == ["e-1", "e-2", "e-3"]
+
+
+async def test_one_invalid_event_rejects_the_whole_request(
+        http: httpx.AsyncClient, settings: Settings) -> None:
+    negative = {**SALE, "amount": "-5"}
+    body = [event("e-1"), event("e-2", data=negative), event("e-3", "sale.exploded"), "junk",
+            {**event("e-5"), "id": 5.5}]
+    response = await http.post("/v1/events", json=body)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [(e["index"], e["id"]) for e in errors] == [(1, "e-2"), (2, "e-3"), (3, None), (4, None)]
+    assert "data.amount: must not be negative" in errors[0]["error"]
+    assert "unknown event type" in errors[1]["error"]
+    assert await published(settings) == []
+    retried = await http.post("/v1/events", json=event("e-1"))
+    assert retried.json() == {"accepted": 1, "duplicates": 0}
+
+
+@pytest.mark.parametrize(("event_type", "data", "topic", "key"), [
+    ("party.registered", {"party_id": "ae-1", "kind": "workforce"}, "test.events.parties", b"ae-1"),
+    ("sale.reversed", {"order_id": "o-7"}, "test.events.sales", b"o-7"),
+    ("service.case_resolved", {"case_id": "k-1", "customer_id": "c-4", "resolver_id": "sa-1",
+                               "first_contact": False}, "test.events.service", b"c-4"),
+    ("survey.responded", {"survey_id": "s-1", "customer_id": "c-5", "about_id": "sa-1", "csat": 4},
+     "test.events.service", b"c-5"),
+    ("referral.made", {"referral_id": "r-1", "referrer_id": "p-1", "prospect_id": "c-2"},
+     "test.events.referrals", b"r-1"),
+    ("retention.churned", {"contract_id": "k-9", "customer_id": "c-6", "arr": 10}, "test.events.retention",
+     b"c-6"),
+])
+async def test_each_family_lands_on_its_topic_keyed_for_ordering(
+        http: httpx.AsyncClient, settings: Settings, event_type: str, data: dict, topic: str,
+        key: bytes) -> None:
+    assert (await http.post("/v1/events", json=event("e-1", event_type, data))).status_code == 202
+    [record] = await published(settings)
+    assert (record.topic, record.key) == (topic, key)
+
+
+async def test_without_a_valid_token_or_scope_nothing_is_accepted(
+        http: httpx.AsyncClient, settings: Settings) -> None:
+    reader = create_token(settings.resolved_tokens_file, ["scorecards:read"])
+    anonymous = await http.post("/v1/events", json=event("e-1"), headers={"Authorization": ""})
+    forbidden = await http.post("/v1/events", json=event("e-1"),
+                                headers={"Authorization": f"Bearer {reader}"})
+    assert (anonymous.status_code, forbidden.status_code) == (401, 403)
+    assert forbidden.json()["error"]["code"] == "forbidden"
+    assert await published(settings) == []
+
+
+async def test_a_request_too_large_or_unreadable_is_refused(http: httpx.AsyncClient) -> None:
+    too_many = await http.post("/v1/events", json=[event(f"e-{n}") for n in range(10_001)])
+    unreadable = await http.post("/v1/events", content=b"{", headers={"Content-Type": "application/json"})
+    assert (too_many.status_code, too_many.json()["error"]["code"]) == (413, "payload_too_large")
+    assert (unreadable.status_code, unreadable.json()["error"]["code"]) == (400, "bad_request")
+
+
+async def test_when_kafka_is_down_the_answer_is_503_and_the_keys_are_released(tmp_path: Path) -> None:
+    broker = AsyncExitStack()
+    settings = settings_for(await broker.enter_async_context(embedded_broker(free_port())), tmp_path)
+    async with running_ingest(settings) as http:
+        assert (await http.post("/v1/events", json=event("e-0"))).status_code == 202
+        await broker.aclose()
+        response = await http.post("/v1/events", json=event("e-1"))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        assert await IngestKeys(create_sessions(engine)).claim([("crm", "e-1")]) == {("crm", "e-1")}
+    finally:
+        await engine.dispose()

@@ -1,0 +1,29 @@
+"""Plans from YAML text held in the test (no files), and what they pay."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from shared.fold import Fold
+from shared.payouts import MeasureView, evaluate
+from shared.periods import Period
+from shared.plans import Plan, PlanSet, parse_plans
+
+__all__ = ["pay", "plan_of", "plan_set"]
+
+
+def plan_set(*documents: str) -> PlanSet:
+    """A `PlanSet` from YAML documents, one file each (`plan-0.yaml`, `plan-1.yaml`, …)."""
+    return parse_plans({f"plan-{i}.yaml": text for i, text in enumerate(documents)})
+
+
+def plan_of(document: str) -> Plan:
+    [plan] = plan_set(document).plans
+    return plan
+
+
+def pay(document: str, party: str, fold: Fold, period: str = "2026-03") -> dict[str, Decimal]:
+    """Unrounded payout of each component of the plan in `document` for `party`, as of the period's end."""
+    p = Period.parse(period)
+    view = MeasureView(fold, p, p.end_ts)
+    return {payout.component: payout.amount for payout in evaluate(plan_of(document), party, view)}
