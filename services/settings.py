@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVERGENCE_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path(".convergence")
-    plans_dir: Path = Path("plans")
+    plans_dir: Path = Path("deploy/plans")
     tokens_file: Path | None = None
     database_url: str | None = None
     kafka_bootstrap: str | None = None

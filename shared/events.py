@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +23,7 @@ from pydantic import (
 )
 
 from shared.money import ZERO, parse_decimal
+from shared.periods import ts_of
 
 __all__ = [
     "DATA_MODELS",
@@ -39,7 +42,7 @@ __all__ = [
     "parse_event",
 ]
 
-US_PER_SECOND = 1_000_000
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def _non_negative(value: object) -> Decimal:
@@ -113,7 +116,12 @@ class SaleClosed(_Priced):
         total = sum((c.share for c in credits), ZERO)
         if total != 1:
             raise ValueError(f"shares must sum to exactly 1, got {total}")
-        return credits
+        merged: dict[str, Decimal] = {}
+        for credit in credits:  # a party named twice is one credited party with the summed share
+            merged[credit.party_id] = merged.get(credit.party_id, ZERO) + credit.share
+        if len(merged) == len(credits):
+            return credits
+        return tuple(Credit(party_id=party, share=share) for party, share in merged.items())
 
 
 class SaleReversed(_Data):
@@ -184,6 +192,8 @@ def family_of(event_type: str) -> str:
 def _utc(value: object) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string")
+    if not _RFC3339.match(value):
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SS[.frac]Z or ±HH:MM)")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -227,9 +237,10 @@ class Event(BaseModel):
         """The dedup key: `id` + `source` identify an event."""
         return (self.source, self.id)
 
-    @property
+    @cached_property
     def ts(self) -> int:
-        return int(self.time.timestamp()) * US_PER_SECOND + self.time.microsecond
+        """Event time in epoch microseconds."""
+        return ts_of(self.time)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The structured-mode CloudEvent, money as strings, time in UTC."""

@@ -41,12 +41,13 @@ class Conflict(ValueError):
 class Party:
     """A party as last registered (by event time), or as inferred from the field it first appeared in."""
 
-    __slots__ = ("kind", "manager_id", "name", "registered_ts", "role", "tier")
+    __slots__ = ("kind", "manager_id", "name", "registered", "role", "tier")
 
     def __init__(self, kind: str, role: str | None = None, manager_id: str | None = None,
-                 tier: str | None = None, name: str | None = None, registered_ts: int | None = None):
+                 tier: str | None = None, name: str | None = None, registered: tuple | None = None):
         self.kind, self.role, self.manager_id = kind, role, manager_id
-        self.tier, self.name, self.registered_ts = tier, name, registered_ts
+        # (event time, source, id) of the registration in force: the latest by event time, then by key
+        self.tier, self.name, self.registered = tier, name, registered
 
 
 class Relationship:
@@ -123,7 +124,7 @@ class Order:
                  reversals: list[list] | None = None):
         self.ts, self.customer, self.amount = ts, customer, amount
         self.credits, self.partner = credits, partner
-        # each reversal: [event time, requested amount or None, applied amount or None]
+        # each reversal: [event time, "source/id" (orders ties), requested amount or None, applied or None]
         self.reversals = reversals
 
     @property
@@ -177,7 +178,7 @@ class Fold:
 
     def apply(self, event: Event) -> None:
         """Fold one accepted, not-duplicate event in; raises `Conflict` (and changes nothing) if it clashes."""
-        self._handlers[event.type](event.ts, event.data)
+        self._handlers[event.type](event.ts, event.data, event.key)
 
     def _day(self, ts: int) -> int:
         day = ts // DAY_US
@@ -206,15 +207,16 @@ class Fold:
             self.parties[sys.intern(party_id)] = Party(kind.value)
             self._touch("party", party_id)
 
-    def _registered(self, ts: int, data) -> None:
+    def _registered(self, ts: int, data, key: tuple[str, str]) -> None:
         party = self.parties.get(data.party_id)
-        if party is not None and party.registered_ts is not None and ts < party.registered_ts:
+        registered = (ts, *key)
+        if party is not None and party.registered is not None and registered < party.registered:
             return  # an older registration than the one in force
         self.parties[sys.intern(data.party_id)] = Party(data.kind.value, data.role, data.manager_id, data.tier,
-                                                        data.name, ts)
+                                                        data.name, registered)
         self._touch("party", data.party_id)
 
-    def _sale(self, ts: int, data) -> None:
+    def _sale(self, ts: int, data, _key: tuple[str, str]) -> None:
         order = self.orders.get(data.order_id)
         if order is not None and order.ts is not None:
             raise Conflict(f"data.order_id: order {data.order_id!r} was already closed by another event")
@@ -271,7 +273,7 @@ class Fold:
             customer = self.customers[customer_id] = Customer()
         self._touch("customer", customer_id)
         sales = customer.sales
-        at = bisect_right(sales, ts, key=lambda sale: sale[0])
+        at = bisect_right(sales, (ts, order_id))  # equal times: the greater order id is the more recent
         sales.insert(at, (ts, order_id))
         if not customer.retention:
             return
@@ -303,20 +305,20 @@ class Fold:
                 self._add(owner, customer_id, day, parts)
         self._add(customer_id, self.provider_id, day, parts)
 
-    def _renewed(self, ts: int, data) -> None:
+    def _renewed(self, ts: int, data, _key: tuple[str, str]) -> None:
         self._retention(ts, data, RENEWED)
 
-    def _churned(self, ts: int, data) -> None:
+    def _churned(self, ts: int, data, _key: tuple[str, str]) -> None:
         self._retention(ts, data, CHURNED)
 
-    def _reversal(self, ts: int, data) -> None:
+    def _reversal(self, ts: int, data, key: tuple[str, str]) -> None:
         order = self.orders.get(data.order_id)
         if order is None:
             order = self.orders[data.order_id] = Order()  # the order has not arrived yet
         self._touch("order", data.order_id)
         if order.reversals is None:
             order.reversals = []
-        insort(order.reversals, [ts, data.amount, None], key=lambda reversal: reversal[0])
+        insort(order.reversals, [ts, "/".join(key), data.amount, None], key=lambda reversal: reversal[:2])
         self.reversed_orders.add(data.order_id)
         if order.ts is not None:
             self._settle_reversals(order)
@@ -325,12 +327,12 @@ class Fold:
         """Re-apply an order's reversals in event-time order; each takes at most what is left."""
         left = order.amount
         for reversal in order.reversals:
-            ts, requested, applied = reversal
+            ts, _, requested, applied = reversal
             amount = left if requested is None else min(requested, left)
             left -= amount
             if applied is None or amount != applied:
                 self._reversed_parts(order, ts, amount - (applied or 0), count=applied is None)
-                reversal[2] = amount
+                reversal[3] = amount
 
     def _reversed_parts(self, order: Order, ts: int, delta: Decimal, count: bool) -> None:
         day, order_day = self._day(ts), self._day(order.ts)
@@ -345,7 +347,7 @@ class Fold:
             if count:
                 relationship.add(day, _ONE_EVENT)
 
-    def _case(self, ts: int, data) -> None:
+    def _case(self, ts: int, data, _key: tuple[str, str]) -> None:
         customer = sys.intern(data.customer_id)
         self._known(customer, PartyKind.CUSTOMER)
         parts = [0] * (FIRST_CONTACT + 1)
@@ -353,7 +355,7 @@ class Fold:
         parts[FIRST_CONTACT] = 1 if data.first_contact else 0
         self._add(data.resolver_id, customer, self._day(ts), tuple(parts))
 
-    def _survey(self, ts: int, data) -> None:
+    def _survey(self, ts: int, data, _key: tuple[str, str]) -> None:
         customer = sys.intern(data.customer_id)
         self._known(customer, PartyKind.CUSTOMER)
         parts = [0] * (DETRACTORS + 1 if data.nps is not None else CSAT_SUM + 1)
@@ -366,7 +368,7 @@ class Fold:
             parts[DETRACTORS] = 1 if data.nps <= 6 else 0
         self._add(data.about_id, customer, self._day(ts), tuple(parts))
 
-    def _referral(self, ts: int, data) -> None:
+    def _referral(self, ts: int, data, _key: tuple[str, str]) -> None:
         if data.referral_id in self.referrals:
             raise Conflict(f"data.referral_id: referral {data.referral_id!r} is already known from another event")
         prospect = sys.intern(data.prospect_id)

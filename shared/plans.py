@@ -142,6 +142,20 @@ class Quota(_Spec):
     model_config = ConfigDict(frozen=True, extra="allow")
     default: Number | None = None
 
+    @model_validator(mode="after")
+    def _per_party_numbers(self) -> Quota:
+        for party, value in (self.model_extra or {}).items():
+            try:
+                parse_decimal(value)
+            except ValueError as error:
+                raise ValueError(f"quota of {party}: {error}") from None
+        return self
+
+
+def _as_quota(value: object) -> object:
+    """`quota: 100000` is the default quota of every party."""
+    return value if value is None or isinstance(value, dict) else {"default": value}
+
 
 class Clawback(_Spec):
     window_days: Annotated[int, Field(ge=0)]
@@ -152,7 +166,7 @@ class Plan(_Spec):
     applies_to: AppliesTo
     period: Literal["month", "quarter"] = "month"
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
-    quota: Number | Quota | None = None
+    quota: Annotated[Quota | None, BeforeValidator(_as_quota)] = None
     components: list[Component] = Field(min_length=1)
     clawback: Clawback | None = None
     hash: str = ""
@@ -165,8 +179,8 @@ class Plan(_Spec):
         return self
 
     def quota_for(self, party_id: str) -> Decimal | None:
-        if not isinstance(self.quota, Quota):
-            return self.quota
+        if self.quota is None:
+            return None
         extra = self.quota.model_extra or {}
         return parse_decimal(extra[party_id]) if party_id in extra else self.quota.default
 

@@ -13,7 +13,7 @@ from shared.payouts import MeasureView, evaluate
 from shared.periods import DAY_US, Period
 from shared.plans import PlanSet, TieredRate
 
-__all__ = ["Book", "CloseRefused", "Line", "Settlement", "Statement"]
+__all__ = ["Book", "CloseRefused", "Line", "Settlement", "Statement", "settlement_from_data", "settlement_to_data"]
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class Book:
             frozen = self.closed.get(str(paid_in))
             if paid_in >= period or frozen is None:
                 continue
-            for ts, _, applied in order.reversals:
+            for ts, _, _, applied in order.reversals:
                 if applied is None or not start <= ts < end:
                     continue
                 shares = list(order.credits) + ([(order.partner, Decimal(1))] if order.partner else [])
@@ -184,3 +184,36 @@ class Book:
                 party_id, plan, component = key
                 yield party_id, Line(plan, component, currencies[key], "adjustment", difference,
                                      corrects=str(earlier), exact=difference)
+
+
+def _line_data(line: Line) -> dict:
+    data = {"plan": line.plan, "component": line.component, "currency": line.currency, "kind": line.kind,
+            "amount": str(line.amount), "measures": line.measures, "events": line.events}
+    if line.corrects:
+        data["corrects"] = line.corrects
+    for name in ("exact", "base"):
+        value = getattr(line, name)
+        if value is not None:
+            data[name] = str(value)
+    return data
+
+
+def _line(data: dict) -> Line:
+    optional = {name: Decimal(data[name]) for name in ("exact", "base") if name in data}
+    return Line(data["plan"], data["component"], data["currency"], data["kind"], Decimal(data["amount"]),
+                data.get("corrects"), measures=data.get("measures", {}), events=data.get("events", 0), **optional)
+
+
+def settlement_to_data(settlement: Settlement) -> dict:
+    """A frozen settlement as JSON-ready data, unrounded amounts included (clawbacks need them)."""
+    return {"period": settlement.period, "closed_at": settlement.closed_at.isoformat(),
+            "plan_hashes": settlement.plan_hashes,
+            "statements": [{"party_id": s.party_id, "kind": s.kind, "lines": [_line_data(x) for x in s.lines]}
+                           for s in settlement.statements.values()]}
+
+
+def settlement_from_data(data: dict) -> Settlement:
+    """The inverse of `settlement_to_data`."""
+    statements = {s["party_id"]: Statement(s["party_id"], s["kind"], tuple(_line(x) for x in s["lines"]))
+                  for s in data["statements"]}
+    return Settlement(data["period"], datetime.fromisoformat(data["closed_at"]), statements, data["plan_hashes"])

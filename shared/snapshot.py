@@ -25,11 +25,13 @@ def _in(value: Any) -> Any:
 
 
 def encode_party(party: Party) -> list:
-    return [party.kind, party.role, party.manager_id, party.tier, party.name, party.registered_ts]
+    return [party.kind, party.role, party.manager_id, party.tier, party.name,
+            None if party.registered is None else list(party.registered)]
 
 
 def decode_party(data: list) -> Party:
-    return Party(*data)
+    *attributes, registered = data
+    return Party(*attributes, None if registered is None else tuple(registered))
 
 
 def encode_relationship(relationship: Relationship) -> dict:
@@ -54,7 +56,7 @@ def decode_relationship(data: dict) -> Relationship:
 
 def encode_order(order: Order) -> list:
     reversals = None if order.reversals is None else [
-        [ts, _out(requested), _out(applied)] for ts, requested, applied in order.reversals]
+        [ts, tie, _out(requested), _out(applied)] for ts, tie, requested, applied in order.reversals]
     return [order.ts, order.customer, _out(order.amount), [[p, str(s)] for p, s in order.credits],
             order.partner, reversals]
 
@@ -62,7 +64,7 @@ def encode_order(order: Order) -> list:
 def decode_order(data: list) -> Order:
     ts, customer, amount, credits, partner, reversals = data
     return Order(ts, customer, _in(amount), tuple((p, Decimal(s)) for p, s in credits), partner,
-                 None if reversals is None else [[t, _in(r), _in(a)] for t, r, a in reversals])
+                 None if reversals is None else [[t, tie, _in(r), _in(a)] for t, tie, r, a in reversals])
 
 
 def encode_customer(customer: Customer) -> dict:

@@ -15,7 +15,7 @@ from services.ledger.rows import ledger_row
 from services.settings import Settings
 from services.store.ledger import LedgerRow, LedgerStore
 
-__all__ = ["GROUP", "LedgerService", "fetch_end_offsets"]
+__all__ = ["GROUP", "LedgerService", "fetch_end_offsets", "wait_caught_up"]
 
 GROUP = "convergence-ledger"
 log = logging.getLogger(__name__)
@@ -27,6 +27,21 @@ async def fetch_end_offsets(consumer: AIOKafkaConsumer, topics: Iterable[str]) -
     partitions = [TopicPartition(topic, partition)
                   for topic in topics for partition in consumer.partitions_for_topic(topic) or ()]
     return await consumer.end_offsets(partitions) if partitions else {}
+
+
+async def caught_up(store: LedgerStore, end_offsets: dict[TopicPartition, int]) -> bool:
+    """Whether the ledger holds every message before `end_offsets`."""
+    positions = await store.positions(GROUP)
+    return all(positions.get((tp.topic, tp.partition), 0) >= end for tp, end in end_offsets.items())
+
+
+async def wait_caught_up(consumer: AIOKafkaConsumer, store: LedgerStore, topics: Iterable[str],
+                         timeout_s: float, poll_s: float = 0.05) -> None:
+    """Wait until the ledger holds every message published to `topics` before this call (else TimeoutError)."""
+    end_offsets = await fetch_end_offsets(consumer, topics)
+    async with asyncio.timeout(timeout_s):
+        while not await caught_up(store, end_offsets):
+            await asyncio.sleep(poll_s)
 
 
 class _ResumeFromLedger(ConsumerRebalanceListener):
@@ -87,22 +102,10 @@ class LedgerService:
         """Whether the append loop is running."""
         return self._task is not None and not self._task.done()
 
-    async def end_offsets(self) -> dict[TopicPartition, int]:
-        """The inbound topics' current end offsets."""
-        assert self._consumer is not None, "start() the service first"
-        return await fetch_end_offsets(self._consumer, self._topics)
-
-    async def caught_up(self, end_offsets: dict[TopicPartition, int]) -> bool:
-        """Whether the ledger holds every message before `end_offsets`."""
-        positions = await self._store.positions(GROUP)
-        return all(positions.get((tp.topic, tp.partition), 0) >= end for tp, end in end_offsets.items())
-
     async def wait_caught_up(self, timeout_s: float, poll_s: float = 0.05) -> None:
         """Wait until the ledger holds every message published before this call (else TimeoutError)."""
-        end_offsets = await self.end_offsets()
-        async with asyncio.timeout(timeout_s):
-            while not await self.caught_up(end_offsets):
-                await asyncio.sleep(poll_s)
+        assert self._consumer is not None, "start() the service first"
+        await wait_caught_up(self._consumer, self._store, self._topics, timeout_s, poll_s)
 
     async def _run(self) -> None:
         assert self._consumer is not None

@@ -97,10 +97,10 @@ class LedgerStore:
         async with self._sessions() as session:
             return (await session.scalar(select(func.max(EVENTS.c.seq)))) or 0
 
-    async def iter_events(self, up_to_seq: int | None = None,
-                          batch: int = 5000) -> AsyncIterator[StoredEvent]:
-        """The ledger in seq order (up to and including `up_to_seq`), read `batch` rows at a time."""
-        after = 0
+    async def iter_events(self, up_to_seq: int | None = None, batch: int = 5000,
+                          after_seq: int = 0) -> AsyncIterator[StoredEvent]:
+        """The ledger in seq order after `after_seq` (up to and including `up_to_seq`), `batch` rows at a time."""
+        after = after_seq
         while True:
             query = select(EVENTS.c.seq, EVENTS.c.body).where(EVENTS.c.seq > after)
             if up_to_seq is not None:

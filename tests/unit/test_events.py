@@ -177,6 +177,17 @@ def test_an_offset_moves_the_event_to_another_utc_day() -> None:
     assert event.time == datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 3, 14, 10, 22, 0, 7, tzinfo=UTC),
+    datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+])
+def test_ts_is_the_exact_epoch_microsecond(moment: datetime) -> None:
+    event = parse_event(raw(time=moment.isoformat()))
+    assert event.ts == (moment - EPOCH) // timedelta(microseconds=1)
+
+
 def test_event_time_keeps_microseconds() -> None:
     event = parse_event(raw(time="2026-03-14T10:22:00.000007Z"))
     assert event.ts % 1_000_000 == 7

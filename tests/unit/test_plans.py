@@ -229,3 +229,8 @@ def test_component_names_must_be_unique_within_a_plan() -> None:
                               " {name: fee, type: rate, base: margin, rate: 0.1}]")
     [problem] = problems({"a.yaml": doubled})
     assert "unique" in problem and "fee" in problem
+
+
+def test_a_bad_per_party_quota_is_refused_with_its_path() -> None:
+    [problem] = problems({"ae.yaml": SPEC_EXAMPLE.replace("quota: 100000", "quota: {default: 100000, ae-3: lots}")})
+    assert problem.startswith("ae.yaml: ") and "quota" in problem and "ae-3" in problem

@@ -1,0 +1,1 @@
+"""`convergence up --demo`: simulated source systems and a live dashboard."""

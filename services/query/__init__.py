@@ -1,0 +1,1 @@
+"""Query: live scorecards, earnings, relationships and leaderboards from a replica of the processor's measures."""

@@ -1,0 +1,93 @@
+"""The settlement service: its closer opened in a lifespan, and the app to run it alone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.broker.topics import SETTLEMENTS, inbound_topics
+from services.ledger.consumer import wait_caught_up
+from services.settings import Settings
+from services.settlement.closer import Closer
+from services.settlement.routes import router
+from services.store.database import create_engine, create_sessions
+from services.store.ledger import LedgerStore
+from services.store.settlements import SettlementStore
+from services.web import install_error_handlers, ops_router
+from shared.plans import PlanSet
+from shared.settlement import Settlement
+
+__all__ = ["create_app", "settlement_lifespan"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _announcer(settings: Settings, producer: AIOKafkaProducer) -> Callable[[Settlement], Awaitable[None]]:
+    async def announce(settlement: Settlement) -> None:
+        """Publish `settlement.closed` (a CloudEvent) once the period is frozen."""
+        event = {"specversion": "1.0", "id": f"settlement.closed/{settlement.period}",
+                 "source": "convergence/settlement", "type": "settlement.closed",
+                 "time": settlement.closed_at.isoformat(),
+                 "data": {"period": settlement.period, "plan_hashes": settlement.plan_hashes,
+                          "totals": {c: str(a) for c, a in settlement.totals.items()},
+                          "statements": len(settlement.statements)}}
+        await producer.send_and_wait(settings.topic(SETTLEMENTS), json.dumps(event).encode(),
+                                     key=settlement.period.encode(),
+                                     headers=[("content-type", b"application/cloudevents+json")])
+    return announce
+
+
+@asynccontextmanager
+async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSession], plans: PlanSet,
+                              catch_up: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[None]:
+    """Give the settlement routes a closer and the store on `app.state`.
+
+    `catch_up` waits for the ledger; without one, the ledger is watched from here (it runs elsewhere).
+    """
+    settings: Settings = app.state.settings
+    producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap,
+                                enable_idempotence=settings.kafka_idempotent_producer, acks="all")
+    watcher = AIOKafkaConsumer(bootstrap_servers=settings.resolved_kafka_bootstrap)
+    await producer.start()
+    await watcher.start()
+    ledger = LedgerStore(sessions)
+    if catch_up is None:
+        async def catch_up() -> None:
+            await wait_caught_up(watcher, ledger, inbound_topics(settings), settings.close_catch_up_timeout_s)
+    app.state.settlements = SettlementStore(sessions)
+    app.state.clock = getattr(app.state, "clock", _now)
+    app.state.closer = Closer(settings, plans, ledger, app.state.settlements, catch_up,
+                              _announcer(settings, producer), app.state.clock)
+    try:
+        yield
+    finally:
+        await watcher.stop()
+        await producer.stop()
+
+
+def create_app(settings: Settings, plans: PlanSet) -> FastAPI:
+    """The settlement service alone, on a migrated database, with the ledger running elsewhere."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with settlement_lifespan(app, create_sessions(engine), plans):
+                yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title="Convergence settlement", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(router)
+    return app

@@ -1,0 +1,66 @@
+"""Period close: catch the ledger up, fold it with the shared fold, freeze the statements, announce them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from services.broker.binding import loads
+from services.settings import Settings
+from services.settlement.metrics import CLOSE_SECONDS
+from services.store.ledger import LedgerStore
+from services.store.settlements import SettlementStore
+from shared.events import parse_event
+from shared.fold import Conflict, Fold
+from shared.periods import Period
+from shared.plans import PlanSet
+from shared.settlement import Book, Settlement, settlement_from_data, settlement_to_data
+
+__all__ = ["Closer"]
+
+
+class Closer:
+    """Closes periods one at a time; its fold follows the ledger incrementally between closes."""
+
+    def __init__(self, settings: Settings, plans: PlanSet, ledger: LedgerStore, settlements: SettlementStore,
+                 catch_up: Callable[[], Awaitable[None]], announce: Callable[[Settlement], Awaitable[None]],
+                 clock: Callable[[], datetime]) -> None:
+        self._settings, self._plans = settings, plans
+        self._ledger, self._settlements = ledger, settlements
+        self._catch_up, self._announce, self._clock = catch_up, announce, clock
+        self._fold = Fold(settings.provider_id)
+        self._seq = 0
+        self._lock = asyncio.Lock()
+
+    async def frozen(self, period: str) -> Settlement | None:
+        record = await self._settlements.get(period)
+        return None if record is None else settlement_from_data(json.loads(record.body))
+
+    async def close(self, period: Period) -> Settlement:
+        """Close `period`, or return its frozen settlement; `CloseRefused` when out of order."""
+        async with self._lock:
+            existing = await self.frozen(str(period))
+            if existing is not None:
+                return existing
+            started = time.perf_counter()
+            await self._catch_up()
+            await self._follow_ledger(await self._ledger.last_seq())
+            book = Book({r.period: settlement_from_data(json.loads(r.body)) for r in await self._settlements.all()})
+            settlement = book.close(self._fold, self._plans, period, self._clock())
+            await self._settlements.save(str(period), settlement.closed_at, settlement.plan_hashes,
+                                         json.dumps(settlement_to_data(settlement)), self._seq)
+            CLOSE_SECONDS.observe(time.perf_counter() - started)
+        await self._announce(settlement)
+        return settlement
+
+    async def _follow_ledger(self, up_to_seq: int) -> None:
+        """Fold the ledger rows written since the last close, in ledger order."""
+        async for stored in self._ledger.iter_events(after_seq=self._seq, up_to_seq=up_to_seq):
+            event = parse_event(loads(stored.body), self._settings.currency)
+            with contextlib.suppress(Conflict):  # dead-lettered by the processor, kept here for the audit trail
+                self._fold.apply(event)
+            self._seq = stored.seq

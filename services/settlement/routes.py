@@ -1,0 +1,106 @@
+"""Settlement routes (SPEC §6): close, read, approve and export frozen settlements."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+
+from fastapi import APIRouter, Depends, Response
+
+from services.auth import require
+from services.settlement.deps import ClockDep, CloserDep, SettlementsDep
+from services.settlement.metrics import CLOSES, EXPORTS
+from services.settlement.schemas import CloseOut, SettlementOut, StatementOut
+from services.store.settlements import SettlementRecord, SettlementStateError, SettlementStatus
+from services.web import ApiError
+from shared.periods import Period
+from shared.settlement import CloseRefused, Settlement
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["settlement"])
+
+
+def _period(text: str) -> Period:
+    try:
+        return Period.parse(text)
+    except ValueError as error:
+        raise ApiError(400, str(error)) from None
+
+
+async def _frozen(closer: CloserDep, store: SettlementsDep, period: str) -> tuple[Settlement, SettlementRecord]:
+    _period(period)
+    record = await store.get(period)
+    settlement = await closer.frozen(period)
+    if record is None or settlement is None:
+        raise ApiError(404, f"period {period} is not closed")
+    return settlement, record
+
+
+@router.post("/periods/{period}/close", response_model=CloseOut,
+             dependencies=[Depends(require("periods:close"))])
+async def close_period(period: str, closer: CloserDep, store: SettlementsDep) -> CloseOut:
+    """Close a period: wait for the ledger, compute and freeze every statement (idempotent)."""
+    try:
+        settlement = await closer.close(_period(period))
+    except CloseRefused as error:
+        CLOSES.labels("refused").inc()
+        raise ApiError(409, str(error), code="out_of_order") from None
+    except TimeoutError:
+        CLOSES.labels("timeout").inc()
+        raise ApiError(503, "the ledger did not catch up with the event topics in time") from None
+    CLOSES.labels("closed").inc()
+    record = await store.get(period)
+    return CloseOut.of(settlement, record.status.value if record else SettlementStatus.CLOSED.value)
+
+
+@router.get("/settlements/{period}", response_model=SettlementOut,
+            dependencies=[Depends(require("settlements:read"))])
+async def get_settlement(period: str, closer: CloserDep, store: SettlementsDep) -> SettlementOut:
+    """A closed period's frozen statements, status and plan hashes."""
+    settlement, record = await _frozen(closer, store, period)
+    return SettlementOut.of(settlement, record.status.value, record.export_id)
+
+
+@router.get("/settlements/{period}/statements/{party_id}", response_model=StatementOut,
+            dependencies=[Depends(require("settlements:read"))])
+async def get_statement(period: str, party_id: str, closer: CloserDep, store: SettlementsDep) -> StatementOut:
+    """One party's frozen statement."""
+    settlement, _ = await _frozen(closer, store, period)
+    statement = settlement.statements.get(party_id)
+    if statement is None:
+        raise ApiError(404, f"no statement for {party_id} in {period}")
+    return StatementOut.of(statement)
+
+
+@router.post("/settlements/{period}/approve", response_model=SettlementOut,
+             dependencies=[Depends(require("settlements:approve"))])
+async def approve(period: str, closer: CloserDep, store: SettlementsDep, clock: ClockDep) -> SettlementOut:
+    """Approve a closed period for payroll."""
+    settlement, _ = await _frozen(closer, store, period)
+    record = await store.approve(period, clock())
+    return SettlementOut.of(settlement, record.status.value, record.export_id)
+
+
+@router.get("/settlements/{period}/payouts.csv", dependencies=[Depends(require("settlements:read"))],
+            response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def payouts_csv(period: str, closer: CloserDep, store: SettlementsDep, clock: ClockDep) -> Response:
+    """`party_id,kind,currency,total` per party and currency; the first pull after approval exports it."""
+    settlement, record = await _frozen(closer, store, period)
+    if record.status is SettlementStatus.APPROVED:
+        try:
+            record = await store.mark_exported(period, f"exp-{uuid.uuid4().hex[:12]}", clock())
+            EXPORTS.inc()
+        except SettlementStateError as error:
+            raise ApiError(409, str(error)) from None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["party_id", "kind", "currency", "total"])
+    for party_id, statement in sorted(settlement.statements.items()):
+        for currency, total in statement.totals.items():
+            writer.writerow([party_id, statement.kind, currency, str(total)])
+    headers = {"X-Settlement-Status": record.status.value}
+    if record.export_id:
+        headers["X-Export-Id"] = record.export_id
+    return Response(out.getvalue(), media_type="text/csv", headers=headers)
