@@ -13,7 +13,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from services.auth import SCOPES, create_token
 from services.plan_files import load_plans
+from services.settings import Settings
 from shared.periods import ts_of
 from shared.plans import PlanError
 from shared.replay import Replay
@@ -74,3 +76,94 @@ def replay(
         sys.stdout.write(text)
     for item in run.rejected:
         err.print(f"rejected step {item['step']} ({item['id']}): {item['error']}", highlight=False)
+
+
+token_app = typer.Typer(help="Bearer tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@app.command()
+def up(demo: Annotated[bool, typer.Option(help="Also run simulated source systems and the dashboard.")] = False
+       ) -> None:
+    """Everything on one machine: broker, database, ingest, processor, ledger, query and settlement."""
+    from services.up import up as run_up
+
+    run_up(Settings(), demo)
+
+
+@token_app.command("create")
+def token_create(scopes: Annotated[str, typer.Option(help=f"Comma-separated, from: {', '.join(SCOPES)}")]) -> None:
+    """Print a new token once (last line); only its hash is stored in CONVERGENCE_TOKENS_FILE."""
+    settings = Settings()
+    try:
+        token = create_token(settings.resolved_tokens_file, [s.strip() for s in scopes.split(",") if s.strip()])
+    except ValueError as error:
+        err.print(f"[red]error[/red] {error}", highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(f"stored the hash of a new token with scopes {scopes} in {settings.resolved_tokens_file}")
+    typer.echo(token)
+
+
+@app.command()
+def publish(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CloudEvents, one per line.")],
+    token: Annotated[str, typer.Option(envvar="CONVERGENCE_TOKEN", help="A token with events:write.")],
+    url: Annotated[str | None, typer.Option(help="API base URL (default: this machine's API port).")] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000)] = 1000,
+) -> None:
+    """Publish CloudEvents from a JSON-lines file through the ingest path, in batches."""
+    from services.publisher import publish_file
+
+    settings = Settings()
+    base_url = url or f"http://{settings.api_host}:{settings.api_port}"
+    outcome = publish_file(file, base_url, token, batch, err)
+    typer.echo(json.dumps(outcome))
+    if outcome["rejected"]:
+        raise typer.Exit(1)
+
+
+def _serve_app(build) -> None:
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(build(settings), host=settings.api_host, port=settings.api_port)
+
+
+@app.command()
+def ingest() -> None:
+    """Run the ingest service alone (POST /v1/events)."""
+    from services.ingest.app import create_app
+
+    _serve_app(create_app)
+
+
+@app.command()
+def query() -> None:
+    """Run the query service alone (parties, scorecards, relationships, leaderboards)."""
+    from services.query.app import create_app
+
+    _serve_app(lambda settings: create_app(settings, load_plans(settings.plans_dir)))
+
+
+@app.command()
+def settlement() -> None:
+    """Run the settlement service alone (close, statements, approval, payroll export)."""
+    from services.settlement.app import create_app
+
+    _serve_app(lambda settings: create_app(settings, load_plans(settings.plans_dir)))
+
+
+@app.command()
+def processor() -> None:
+    """Run the stream processor alone (Faust worker)."""
+    from services.processor.app import run_worker
+
+    run_worker(Settings())
+
+
+@app.command()
+def ledger() -> None:
+    """Run the ledger alone: inbound topics into the database."""
+    from services.ledger.run import run_ledger
+
+    run_ledger(Settings())

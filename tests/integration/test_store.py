@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
-import asyncpg
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,37 +23,8 @@ from services.store import (
 
 pytestmark = pytest.mark.integration
 
-POSTGRES_URL = os.environ.get("CONVERGENCE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 CONSUMER = "test-consumer"
 T0 = datetime(2026, 3, 14, 10, 22, tzinfo=UTC)
-
-
-async def _admin_connection() -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(POSTGRES_URL.replace("+asyncpg", ""), timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {error}")
-
-
-async def _fresh_postgres_database() -> AsyncIterator[str]:
-    """A database of its own for one test, dropped afterwards."""
-    name = f"convergence_test_{uuid.uuid4().hex}"
-    admin = await _admin_connection()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/nested/convergence.db"
-    else:
-        async for url in _fresh_postgres_database():
-            yield url
 
 
 @pytest.fixture

@@ -1,0 +1,58 @@
+"""The whole HTTP API of SPEC §6 on one port: ingest, query and settlement, with the ledger in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.demo.dashboard import dashboard_router
+from services.ingest.app import ingest_lifespan
+from services.ingest.routes import router as ingest_router
+from services.ledger.consumer import LedgerService
+from services.query.app import query_lifespan
+from services.query.routes import router as query_router
+from services.settings import Settings
+from services.settlement.app import settlement_lifespan
+from services.settlement.routes import router as settlement_router
+from services.store.database import create_engine, create_sessions
+from services.store.ledger import LedgerStore
+from services.web import add_health_check, install_error_handlers, ops_router
+from shared.plans import PlanSet
+
+__all__ = ["create_api"]
+
+
+def create_api(settings: Settings, plans: PlanSet, dashboard_token: str | None = None) -> FastAPI:
+    """One app serving every route; `dashboard_token` (a `scorecards:read` token) also serves `/`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        sessions = create_sessions(engine)
+        ledger = LedgerService(settings, LedgerStore(sessions))
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            await ledger.start()
+            stack.push_async_callback(ledger.stop)
+
+            async def ledger_running() -> bool:
+                return ledger.healthy
+
+            add_health_check(app, "ledger", ledger_running)
+            await stack.enter_async_context(ingest_lifespan(app, sessions))
+            await stack.enter_async_context(query_lifespan(app, plans))
+            await stack.enter_async_context(settlement_lifespan(
+                app, sessions, plans, catch_up=lambda: ledger.wait_caught_up(settings.close_catch_up_timeout_s)))
+            yield
+
+    app = FastAPI(title="Convergence", version="0.1.0", lifespan=lifespan,
+                  description="Live scorecards and incentive settlement from one event stream.")
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (ops_router, ingest_router, query_router, settlement_router):
+        app.include_router(router)
+    if dashboard_token and plans.scorecards:
+        app.include_router(dashboard_router(dashboard_token, plans.scorecards[0].scorecard))
+    return app

@@ -1,0 +1,57 @@
+"""The processor's Faust app, built by `create_app(settings)`, and `run_worker` to run it until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from services.broker.topics import DEAD_LETTER, MEASURES, ensure_topics, inbound_topics
+from services.processor.agent import fold_agent
+from services.processor.transport import ProcessorApp
+from services.settings import Settings
+
+__all__ = ["STATE_TABLE", "app_id", "create_app", "run_worker"]
+
+STATE_TABLE = "state"
+# A killed worker's group membership lapses after the session timeout: keep restarts quick.
+SESSION_TIMEOUT_S = 10.0
+HEARTBEAT_INTERVAL_S = 1.0
+
+
+def app_id(settings: Settings) -> str:
+    """The Faust app id, also its consumer group and the prefix of its changelog topic."""
+    return f"{settings.topic_prefix}processor"
+
+
+def create_app(settings: Settings) -> faust.App:
+    """The processor app: one agent over the inbound topics, one state table, the two output topics."""
+    app = ProcessorApp(
+        app_id(settings), broker=f"kafka://{settings.resolved_kafka_bootstrap}", store="memory://",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms, idempotent_producer=settings.kafka_idempotent_producer,
+        topic_partitions=settings.partitions, topic_replication_factor=settings.replication_factor,
+        datadir=str(settings.data_dir / "processor"), web_enabled=False, autodiscover=False,
+        table_standby_replicas=0, consumer_auto_offset_reset="earliest",
+        broker_session_timeout=SESSION_TIMEOUT_S, broker_heartbeat_interval=HEARTBEAT_INTERVAL_S)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    # bytes keys and values: raw serializers; the partitioner places each key, whatever event wrote it.
+    table = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+                      use_partitioner=True)
+    source = app.topic(*inbound_topics(settings), partitions=settings.partitions, **raw)
+    measures = app.topic(settings.topic(MEASURES), **raw)
+    dead_letter = app.topic(settings.topic(DEAD_LETTER), **raw)
+    app.agent(source, name="fold", concurrency=1)(fold_agent(settings, table, measures, dead_letter))
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
+    """Create the topics, then run the processor in this process until it is stopped (never returns).
+
+    Faust, mode and aiokafka log warnings and errors only; this service logs at `loglevel`.
+    """
+    asyncio.run(ensure_topics(settings))
+    (settings.data_dir / "processor").mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    app = create_app(settings)
+    logging.getLogger("services").setLevel(loglevel)
+    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()

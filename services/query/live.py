@@ -1,0 +1,73 @@
+"""Live reads of the replica through the shared core: a period's view as of now, statements so far, scores."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import datetime
+from decimal import Decimal
+
+from shared.fold import Fold, Party
+from shared.measures import measure_values
+from shared.money import round_money
+from shared.payouts import MeasureView, evaluate
+from shared.periods import Period, ts_of
+from shared.plans import PlanSet, Scorecard
+from shared.scorecards import Score, score
+from shared.settlement import Line, Statement
+
+__all__ = ["as_of", "counterparties", "default_period", "ranking", "relationship_measures", "scorecard",
+           "statement", "view_of"]
+
+
+def as_of(period: Period, now: datetime) -> datetime:
+    """Where a live window of `period` ends: `min(now, end of period)`."""
+    return min(now, period.end)
+
+
+def view_of(fold: Fold, period: Period, now: datetime) -> MeasureView:
+    """The measures of `period` as of now: the one view a request reads through."""
+    return MeasureView(fold, period, ts_of(as_of(period, now)))
+
+
+def default_period(plans: PlanSet, party_id: str, party: Party | None, now: datetime) -> Period:
+    """The current period of the kind of the party's first plan; the current month without a plan."""
+    kinds = [plan.period for plan in plans.plans_for(party_id, party)] if party else []
+    return Period.containing(ts_of(now), kinds[0] if kinds else "month")
+
+
+def statement(plans: PlanSet, party_id: str, party: Party, view: MeasureView) -> Statement:
+    """What the party's plans of the view's period kind pay so far, one rounded line per component."""
+    lines = tuple(
+        Line(payout.plan, payout.component, payout.currency, "payout",
+             round_money(payout.amount, payout.currency), exact=payout.amount, base=payout.base,
+             measures=payout.measures, events=payout.events)
+        for plan in plans.plans_for(party_id, party, view.period.kind)
+        for payout in evaluate(plan, party_id, view))
+    return Statement(party_id, party.kind, lines)
+
+
+def scorecard(plans: PlanSet, party_id: str, party: Party, view: MeasureView) -> Score | None:
+    """The score on the first scorecard that applies to the party, or None when none does."""
+    cards = plans.scorecards_for(party_id, party)
+    return score(cards[0], party_id, view) if cards else None
+
+
+def ranking(fold: Fold, card: Scorecard, view: MeasureView) -> list[tuple[str, Score]]:
+    """Every party the scorecard applies to with its score, best first, ties by party id."""
+    scores = [(party_id, score(card, party_id, view)) for party_id, party in fold.parties.items()
+              if card.applies_to.matches(party_id, party)]
+    return sorted(scores, key=lambda item: (-item[1].score, item[0]))
+
+
+def relationship_measures(fold: Fold, party_id: str, counterparty_id: str, view: MeasureView,
+                          window: str) -> tuple[dict[str, Decimal | None], int]:
+    """The measures of one relationship over `window` of the view's period, and the events behind them."""
+    totals = fold.totals(party_id, view.window(window), counterparty_id)
+    return measure_values(totals), totals.events
+
+
+def counterparties(fold: Fold, party_id: str, after: str | None, limit: int) -> tuple[list[str], bool]:
+    """Up to `limit` counterparties of the party in id order, from just after `after`; and whether more follow."""
+    ordered = sorted(fold.relationships.get(party_id, {}))
+    start = 0 if after is None else bisect_right(ordered, after)
+    return ordered[start:start + limit], start + limit < len(ordered)

@@ -1,0 +1,107 @@
+"""The query service's state: a read-only replica of the processor's parties and relationships, and the plans."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from services.broker.topics import MEASURES
+from services.query.metrics import POSITION, RECORDS
+from services.records import apply_message
+from services.settings import Settings
+from shared.fold import Fold
+from shared.plans import PlanSet
+
+__all__ = ["ReadModel"]
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS = 1000
+
+Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class ReadModel:
+    """`fold` holds the parties and relationships last published to the measures topic; `plans` are in force.
+
+    Batches are applied on the event loop between two awaits, so a request that reads the fold without
+    awaiting sees one consistent state.
+    """
+
+    def __init__(self, settings: Settings, plans: PlanSet, *, max_records: int = 10_000) -> None:
+        self.fold = Fold(settings.provider_id)
+        self.plans = plans
+        self.ready = False
+        self.positions: dict[int, int] = {}  # partition -> offset after the newest record applied
+        self._settings = settings
+        self._max_records = max_records  # bounds how long one batch keeps requests waiting
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read the measures topic from its beginning in the background; the topic must exist."""
+        settings = self._settings
+        # No group, so nothing is committed: aiokafka assigns every partition of the topic to this consumer
+        # (and any added later), and each replica reads the whole compacted topic.
+        consumer = AIOKafkaConsumer(settings.topic(MEASURES), bootstrap_servers=settings.resolved_kafka_bootstrap,
+                                    group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=settings.fetch_max_wait_ms)
+        await consumer.start()
+        try:
+            partitions = sorted(consumer.assignment())
+            await consumer.seek_to_beginning(*partitions)
+            targets = await consumer.end_offsets(partitions)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer, targets), name="query-read-model")
+        self._task.add_done_callback(_log_failure)
+
+    async def stop(self) -> None:
+        """Stop reading; the replica keeps what it has."""
+        try:
+            if self._task is not None and not self._task.done():
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
+            if self._consumer is not None:
+                await self._consumer.stop()
+            self._task = self._consumer = None
+
+    async def healthy(self) -> bool:
+        """Ready (caught up with the topic's end as it was at start) and still reading."""
+        return self.ready and self._task is not None and not self._task.done()
+
+    def _apply(self, batches: Batches) -> None:
+        """Put fetched records into the replica, in offset order per partition."""
+        for tp, records in batches.items():
+            for record in records:
+                apply_message(self.fold, record.key, record.value)
+            self.positions[tp.partition] = records[-1].offset + 1
+            POSITION.labels(str(tp.partition)).set(records[-1].offset + 1)
+            RECORDS.inc(len(records))
+
+    async def _run(self, consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> None:
+        while True:
+            if not self.ready:
+                self.ready = await _reached(consumer, targets)
+            self._apply(await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=self._max_records))
+            await asyncio.sleep(0)  # getmany returns buffered records without yielding: let requests in
+
+
+async def _reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:
+    # the fetch position, not the last record's offset: compaction may leave gaps before the end
+    for tp, end in targets.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the measures consumer stopped; /healthz now fails", exc_info=task.exception())

@@ -1,0 +1,139 @@
+"""The query API (SPEC §6): parties, live scorecards and earnings, relationships, leaderboards.
+
+Routes are `async def` on purpose: they run on the event loop, which is where the read model applies
+its batches, so a request never reads the fold while a batch is half applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from services.auth import require
+from services.query import live
+from services.query.deps import NowDep, PeriodDep, ReadModelDep, timed
+from services.query.read_model import ReadModel
+from services.query.schemas import (
+    Earnings,
+    Leaderboard,
+    PartyMeasures,
+    PartyOut,
+    RelationshipMeasures,
+    RelationshipOut,
+    RelationshipPage,
+    ScorecardOut,
+)
+from services.web import ApiError, SettingsDep
+from shared.fold import Party
+from shared.periods import WINDOWS, Period, ts_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(timed), Depends(require("scorecards:read"))])
+
+WindowQuery = Annotated[Literal[WINDOWS], Query(description="`period` or a rolling `30d`, `90d`, `365d`")]  # type: ignore[valid-type]
+
+
+def _party(model: ReadModel, party_id: str) -> Party:
+    party = model.fold.parties.get(party_id)
+    if party is None:
+        raise ApiError(404, f"unknown party {party_id!r}")
+    return party
+
+
+def _measured_party(model: ReadModel, party_id: str) -> Party | None:
+    """The party, or None for one that only has relationships (e.g. an unregistered resolver); else 404."""
+    party = model.fold.parties.get(party_id)
+    if party is None and party_id not in model.fold.relationships:
+        raise ApiError(404, f"unknown party {party_id!r}")
+    return party
+
+
+def _cursor(counterparty_id: str) -> str:
+    return base64.urlsafe_b64encode(counterparty_id.encode()).decode()
+
+
+def _after(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeError):
+        raise ApiError(400, "query.cursor: not a cursor this API returned") from None
+
+
+@router.get("/parties/{party_id}")
+async def get_party(party_id: str, model: ReadModelDep) -> PartyOut:
+    """A party (kind, role, manager, tier, name), the plans that apply to it and its scorecards."""
+    party = _party(model, party_id)
+    cards = [card.scorecard for card in model.plans.scorecards_for(party_id, party)]
+    return PartyOut.of(party_id, party, model.plans.plans_for(party_id, party), cards)
+
+
+@router.get("/parties/{party_id}/measures")
+async def get_party_measures(party_id: str, model: ReadModelDep, now: NowDep, period: PeriodDep,
+                             window: WindowQuery = "period",
+                             scope: Annotated[Literal["self", "team"], Query(
+                                 description="`team`: summed over the party's direct reports")] = "self",
+                             ) -> PartyMeasures:
+    """A party's measures over a window of a period: the roll-up of its relationships, or of its team's."""
+    period = period or live.default_period(model.plans, party_id, _measured_party(model, party_id), now)
+    values, events = live.view_of(model.fold, period, now).measures(party_id, window, scope)
+    return PartyMeasures.of(party_id, scope, str(period), window, live.as_of(period, now), values, events)
+
+
+@router.get("/scorecards/{party_id}")
+async def get_scorecard(party_id: str, model: ReadModelDep, settings: SettingsDep, now: NowDep,
+                        period: PeriodDep) -> ScorecardOut:
+    """A party's live scorecard and earnings so far; the period defaults to the current one of its plans' kind."""
+    party = _party(model, party_id)
+    period = period or live.default_period(model.plans, party_id, party, now)
+    view = live.view_of(model.fold, period, now)
+    earnings = Earnings.of(live.statement(model.plans, party_id, party, view), settings.currency)
+    return ScorecardOut.of(party_id, party.kind, str(period), live.as_of(period, now),
+                           live.scorecard(model.plans, party_id, party, view), earnings)
+
+
+@router.get("/relationships/{party_id}/{counterparty_id}")
+async def get_relationship(party_id: str, counterparty_id: str, model: ReadModelDep, now: NowDep,
+                           period: PeriodDep, window: WindowQuery = "period") -> RelationshipOut:
+    """The measures of one relationship over a window of a period (default: the current one)."""
+    if counterparty_id not in model.fold.relationships.get(party_id, {}):
+        raise ApiError(404, f"no relationship between {party_id!r} and {counterparty_id!r}")
+    period = period or live.default_period(model.plans, party_id, model.fold.parties.get(party_id), now)
+    view = live.view_of(model.fold, period, now)
+    values, events = live.relationship_measures(model.fold, party_id, counterparty_id, view, window)
+    measured = RelationshipMeasures.of(counterparty_id, values, events)
+    return RelationshipOut(party_id=party_id, period=str(period), window=window, as_of=live.as_of(period, now),
+                           **measured.model_dump())
+
+
+@router.get("/relationships/{party_id}")
+async def list_relationships(party_id: str, model: ReadModelDep, now: NowDep, period: PeriodDep,
+                             window: WindowQuery = "period",
+                             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                             cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+                             ) -> RelationshipPage:
+    """A party's relationships with their measures, by counterparty id, one page at a time."""
+    period = period or live.default_period(model.plans, party_id, _measured_party(model, party_id), now)
+    view = live.view_of(model.fold, period, now)
+    page, more = live.counterparties(model.fold, party_id, _after(cursor), limit)
+    relationships = [RelationshipMeasures.of(counterparty_id, *live.relationship_measures(
+        model.fold, party_id, counterparty_id, view, window)) for counterparty_id in page]
+    return RelationshipPage(party_id=party_id, period=str(period), window=window, as_of=live.as_of(period, now),
+                            relationships=relationships, next=_cursor(page[-1]) if more else None)
+
+
+@router.get("/leaderboards/{scorecard}")
+async def get_leaderboard(scorecard: str, model: ReadModelDep, now: NowDep, period: PeriodDep,
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> Leaderboard:
+    """The parties a scorecard applies to, ranked by live score (ties by party id); default: this month."""
+    card = model.plans.scorecard(scorecard)
+    if card is None:
+        raise ApiError(404, f"unknown scorecard {scorecard!r}")
+    period = period or Period.containing(ts_of(now), "month")
+    ranked = live.ranking(model.fold, card, live.view_of(model.fold, period, now))
+    return Leaderboard.of(scorecard, str(period), live.as_of(period, now), ranked[:limit])

@@ -1,0 +1,91 @@
+"""The reference stories through the real system: HTTP ingest, broker, processor, ledger, settlement, query."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.databases import database_urls
+from tests.support.scenarios import Scenario, assert_matches_expected, load_scenario
+from tests.support.system import running_system
+
+pytestmark = pytest.mark.e2e
+LIVE_TIMEOUT_S = 120
+
+
+def _drive(client: httpx.Client, scenario: Scenario) -> tuple[list[int], int, list[str]]:
+    """Send every step in order; return the steps refused with 422, the duplicates and the closed periods."""
+    refused, duplicates, closed = [], 0, []
+    for index, line in enumerate(scenario.steps_path.read_text().splitlines()):
+        step = json.loads(line)
+        if "action" in step:
+            response = client.post(f"/v1/periods/{step['period']}/close")
+            assert response.status_code == 200, response.text
+            closed.append(step["period"])
+            continue
+        response = client.post("/v1/events", content=line, headers={"Content-Type": "application/cloudevents+json"})
+        if response.status_code == 422:
+            refused.append(index)
+            assert response.json()["errors"][0]["error"], response.text
+        else:
+            assert response.status_code == 202, response.text
+            duplicates += response.json()["duplicates"]
+    return refused, duplicates, closed
+
+
+def _statement(statement: dict) -> dict:
+    return {"lines": statement["lines"], "total": statement["totals"]}
+
+
+def _same(got: str | None, want: str | None) -> bool:
+    if got is None or want is None:
+        return got is want
+    return got != "absent" and Decimal(got) == Decimal(want)
+
+
+def _live_measures(client: httpx.Client, expected: dict) -> dict:
+    """Party measures from the query API, polled until they equal the expected ones (or time runs out)."""
+    period, deadline = expected["period"], time.monotonic() + LIVE_TIMEOUT_S
+    while True:
+        parties = {}
+        for party in expected["parties"]:
+            response = client.get(f"/v1/parties/{party}/measures", params={"period": period, "window": "period"})
+            parties[party] = response.json().get("measures", {}) if response.status_code == 200 else {}
+        live = {"period": period, "window": "period", "parties": parties}
+        settled = all(_same(parties[p].get(m, "absent"), v)
+                      for p, values in expected["parties"].items() for m, v in values.items())
+        if settled or time.monotonic() > deadline:
+            return live
+        time.sleep(0.5)
+
+
+async def _run_story(name: str, database: str, tmp_path: Path) -> None:
+    scenario = load_scenario(name)
+    async for url in database_urls(database, tmp_path):
+        with running_system(tmp_path, scenario.plans_dir, url) as system, system.client() as client:
+            refused, duplicates, closed = _drive(client, scenario)
+            closes = {}
+            for period in closed:
+                response = client.get(f"/v1/settlements/{period}")
+                assert response.status_code == 200, response.text
+                closes[period] = {s["party_id"]: _statement(s) for s in response.json()["statements"] if s["lines"]}
+            conflicts = sorted(set(scenario.expected["rejected_steps"]) - set(refused))
+            actual = {"closes": closes, "rejected_steps": sorted(refused + conflicts), "duplicates": duplicates,
+                      "measures": _live_measures(client, scenario.expected["measures"])}
+            assert set(refused) <= set(scenario.expected["rejected_steps"])
+            assert_matches_expected(actual, scenario.expected)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_small_story_pays_every_statement_to_the_cent(database: str, tmp_path: Path) -> None:
+    await _run_story("small", database, tmp_path)
+
+
+@pytest.mark.slow
+async def test_quarter_story_pays_every_statement_to_the_cent(tmp_path: Path) -> None:
+    await _run_story("quarter", "postgresql", tmp_path)
