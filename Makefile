@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit bench-core clean
+.PHONY: install run test lint unit bench-core bench-freshness clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ unit: install
 
 bench-core: install
 	$(BIN)/python -m tests.benchmarks.bench_core
+
+bench-freshness: install
+	$(BIN)/python -m tests.benchmarks.bench_freshness
 
 clean:
 	rm -rf $(VENV) .convergence .pytest_cache .ruff_cache .hypothesis

@@ -16,7 +16,7 @@ from services.query.routes import router as query_router
 from services.settings import Settings
 from services.settlement.app import settlement_lifespan
 from services.settlement.routes import router as settlement_router
-from services.store.database import create_engine, create_sessions
+from services.store.database import opened_database
 from services.store.ledger import LedgerStore
 from services.web import add_health_check, install_error_handlers, ops_router
 from shared.plans import PlanSet
@@ -29,11 +29,9 @@ def create_api(settings: Settings, plans: PlanSet, dashboard_token: str | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.resolved_database_url)
-        sessions = create_sessions(engine)
-        ledger = LedgerService(settings, LedgerStore(sessions))
         async with AsyncExitStack() as stack:
-            stack.push_async_callback(engine.dispose)
+            sessions = await stack.enter_async_context(opened_database(settings.resolved_database_url))
+            ledger = LedgerService(settings, LedgerStore(sessions))
             await ledger.start()
             stack.push_async_callback(ledger.stop)
 

@@ -18,7 +18,6 @@ from services.broker.topics import ensure_topics
 from services.demo.simulator import Simulator
 from services.plan_files import load_plans
 from services.settings import Settings
-from services.store.database import migrate
 from services.supervisor import supervised
 
 __all__ = ["up"]
@@ -34,7 +33,6 @@ async def _serve(settings: Settings, demo: bool) -> None:
             console.print(f"embedded Kafka-compatible broker (Tansu) listening on [bold]{bootstrap}[/bold]")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         plans = load_plans(settings.plans_dir)
-        await migrate(settings.resolved_database_url)
         await ensure_topics(settings)
         token = ensure_default_tokens(settings.resolved_tokens_file)
         if token:  # plain lines, never wrapped: scripts read the token from the line after this one

@@ -6,7 +6,6 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -214,6 +213,7 @@ class Event(BaseModel):
     type: Annotated[str, Field(strict=True)]
     time: Annotated[datetime, BeforeValidator(_utc)]
     data: Any
+    ts: int = Field(default=0, exclude=True, description="event time in epoch microseconds (derived)")
 
     @field_validator("type")
     @classmethod
@@ -237,10 +237,10 @@ class Event(BaseModel):
         """The dedup key: `id` + `source` identify an event."""
         return (self.source, self.id)
 
-    @cached_property
-    def ts(self) -> int:
-        """Event time in epoch microseconds."""
-        return ts_of(self.time)
+    @model_validator(mode="after")
+    def _epoch(self) -> Event:
+        object.__setattr__(self, "ts", ts_of(self.time))  # derived once: the fold reads it on every event
+        return self
 
     def to_json_dict(self) -> dict[str, Any]:
         """The structured-mode CloudEvent, money as strings, time in UTC."""

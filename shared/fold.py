@@ -128,11 +128,11 @@ class Order:
         self.reversals = reversals
 
     @property
-    def owners(self) -> tuple[str, ...]:
+    def owners(self) -> list[str]:
         """Every party credited on the order, and its partner of record."""
-        owners = tuple(dict.fromkeys(party for party, _ in self.credits))
+        owners = [party for party, _ in self.credits]  # credits name each party once (see SaleClosed)
         if self.partner and self.partner not in owners:
-            owners += (self.partner,)
+            owners.append(self.partner)
         return owners
 
 
@@ -277,11 +277,15 @@ class Fold:
         sales.insert(at, (ts, order_id))
         if not customer.retention:
             return
-        previous = self.orders[sales[at - 1][1]].owners if at else ()
+        retention = customer.retention
+        first = bisect_right(retention, ts - 1, key=lambda event: event[0])
         until = sales[at + 1][0] if at + 1 < len(sales) else None
+        if first == len(retention) or (until is not None and retention[first][0] >= until):
+            return  # no retention event changes owner
+        previous = self.orders[sales[at - 1][1]].owners if at else ()
         owners = self.orders[order_id].owners
-        first = bisect_right(customer.retention, ts - 1, key=lambda event: event[0])
-        for event_ts, slot, arr in customer.retention[first:]:
+        for index in range(first, len(retention)):
+            event_ts, slot, arr = retention[index]
             if until is not None and event_ts >= until:
                 break
             day = self._day(event_ts)

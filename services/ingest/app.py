@@ -10,9 +10,10 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.broker.topics import ensure_topics
 from services.ingest.routes import router
 from services.settings import Settings
-from services.store.database import create_engine, create_sessions
+from services.store.database import opened_database
 from services.store.keys import IngestKeys
 from services.web import add_health_check, install_error_handlers, ops_router
 
@@ -47,12 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.resolved_database_url)
-        try:
-            async with ingest_lifespan(app, create_sessions(engine)):
-                yield
-        finally:
-            await engine.dispose()
+        await ensure_topics(settings)
+        async with opened_database(settings.resolved_database_url) as sessions, ingest_lifespan(app, sessions):
+            yield
 
     app = FastAPI(title="Convergence ingest", lifespan=lifespan)
     app.state.settings = settings

@@ -5,24 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from services.broker.topics import ensure_topics
 from services.ledger.consumer import LedgerService
 from services.settings import Settings
-from services.store.database import create_engine, create_sessions, migrate
+from services.store.database import opened_database
 from services.store.ledger import LedgerStore
 
 __all__ = ["run_ledger"]
 
 
 async def _run(settings: Settings) -> None:
-    await migrate(settings.resolved_database_url)
-    engine = create_engine(settings.resolved_database_url)
-    service = LedgerService(settings, LedgerStore(create_sessions(engine)))
-    await service.start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await service.stop()
-        await engine.dispose()
+    await ensure_topics(settings)
+    async with opened_database(settings.resolved_database_url) as sessions:
+        service = LedgerService(settings, LedgerStore(sessions))
+        await service.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await service.stop()
 
 
 def run_ledger(settings: Settings) -> None:

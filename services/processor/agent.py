@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import faust
-from faust.types import Message, StreamT, TopicT
+from faust.types import Message, ProducerT, StreamT, TopicT
 
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
 from services.processor.state import Batch, Inbound, ProcessorState
@@ -36,18 +36,20 @@ def dead_letter_headers(message: Inbound, reason: str) -> list[tuple[str, bytes]
             ("source_offset", str(message.offset).encode())]
 
 
-def fold_agent(settings: Settings, table: faust.Table, measures: TopicT, dead_letter: TopicT
+async def flush(producer: ProducerT) -> None:
+    """Wait until every message sent so far is acknowledged (Faust's buffer flush gives up after 0.1 s idle)."""
+    await producer.flush()
+    while producer.buffer.size:
+        await producer.flush()
+
+
+def fold_agent(app: faust.App, settings: Settings, table: faust.Table, measures: TopicT, dead_letter: TopicT
                ) -> Callable[[StreamT], Coroutine[Any, Any, None]]:
-    """The agent function: fold each batch, write the changed records, publish measures and rejections."""
-    state = ProcessorState(settings)
+    """The agent function: fold each batch into the table, publish its measures and rejections, mark it complete."""
+    state = ProcessorState(settings, table)
     restored = False
 
-    def write(batch: Batch) -> None:
-        for key, value in batch.writes.items():
-            if value is not None:
-                table[key] = value
-            elif key in table:
-                del table[key]
+    def publish(batch: Batch) -> None:
         for key, value in batch.measures:
             measures.send_soon(key=key, value=value)
         for rejection in batch.rejected:
@@ -61,13 +63,17 @@ def fold_agent(settings: Settings, table: faust.Table, measures: TopicT, dead_le
         nonlocal restored
         async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
             if not restored:  # the first batch comes after Faust's table recovery
-                state.restore(table.items())
+                rolled_back = state.restore()
                 gc.freeze()  # the fold's many small objects need no scanning by the collector
                 restored = True
-                log.info("state restored: %d records, %d events seen", len(table), len(state.seen))
+                log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
+                         len(state.seen), rolled_back)
             with BATCH_SECONDS.time():
                 batch = state.process([inbound(event.message) for event in events])
-                write(batch)
+                publish(batch)
+                await flush(app.producer)  # the marker must not become durable before the batch's writes
+                state.complete(batch)
+                await flush(app.producer)  # nor the next batch's writes before the marker
             EVENTS.labels("applied").inc(batch.applied)
             EVENTS.labels("duplicate").inc(batch.duplicates)
             EVENTS.labels("dead_letter").inc(len(batch.rejected))

@@ -18,6 +18,7 @@ STATE_TABLE = "state"
 # A killed worker's group membership lapses after the session timeout: keep restarts quick.
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 1.0
+QUIET_LOGGERS = ("faust", "mode", "aiokafka")
 
 
 def app_id(settings: Settings) -> str:
@@ -41,7 +42,7 @@ def create_app(settings: Settings) -> faust.App:
     source = app.topic(*inbound_topics(settings), partitions=settings.partitions, **raw)
     measures = app.topic(settings.topic(MEASURES), **raw)
     dead_letter = app.topic(settings.topic(DEAD_LETTER), **raw)
-    app.agent(source, name="fold", concurrency=1)(fold_agent(settings, table, measures, dead_letter))
+    app.agent(source, name="fold", concurrency=1)(fold_agent(app, settings, table, measures, dead_letter))
     return app
 
 
@@ -53,5 +54,6 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     asyncio.run(ensure_topics(settings))
     (settings.data_dir / "processor").mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = create_app(settings)
-    logging.getLogger("services").setLevel(loglevel)
-    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    for noisy in QUIET_LOGGERS:  # the worker's logging setup leaves named loggers' levels alone
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

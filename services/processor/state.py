@@ -1,30 +1,39 @@
-"""The processor's state — the fold, the dedup keys, the applied input positions — and one batch through it.
+"""The processor's state — the fold, the dedup keys, the applied input positions — kept in one table.
 
-No Faust here: the agent feeds `ProcessorState.process` the consumed messages and writes back what it
-returns. The state table holds three kinds of entry, each keyed by a JSON array (as bytes):
+No Faust here: the table is any mutable mapping of bytes to bytes (a Faust table in the worker, a dict in
+tests). Keys are JSON arrays; every value carries the number `b` of the batch that wrote it:
 
-* `["party", id]`, `["relationship", party, cp]`, … — a fold record, valued as `records.record_message`;
+* `["party", id]`, `["relationship", party, cp]`, … — a fold record: `{"b", "v": data, "p": previous}`,
+  where `previous` is its value as of the last complete batch before `b` (the undo image);
 * `["applied", topic, partition, first offset]` — one per input partition per batch:
-  `{"next": offset after the batch, "seen": [[source, id], …]}` (the dedup keys that batch added).
+  `{"b", "next": offset after the batch, "seen": [[source, id], …]}` (the dedup keys that batch added);
+* `["batch"]` — `{"b"}`, the last complete batch: written only once all of its other writes are acknowledged.
 
-Restoring reads them all back: records into a `Fold`, the union of `seen`, the highest `next` per partition.
+Without Kafka transactions a crash can leave part of a batch in the changelog. `restore` therefore takes
+every entry of a batch after the marker at its undo image (records) or drops it (applied): the state is
+exactly that of the last complete batch, and Faust re-reads everything after it (offsets are committed
+only after the producer is flushed, so never past an incomplete batch); the first batch then rewrites
+the rolled-back entries.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.broker.binding import decode, topic_for
-from services.records import MEASURE_KINDS, apply_message, record_message
+from services.records import MEASURE_KINDS
 from services.settings import Settings
 from shared.events import parse_event
 from shared.fold import Conflict, Fold
+from shared.snapshot import get_record, put_record
 
-__all__ = ["APPLIED", "Batch", "Inbound", "ProcessorState", "Rejection"]
+__all__ = ["APPLIED", "MARKER", "Batch", "Inbound", "ProcessorState", "Rejection"]
 
 APPLIED = "applied"
+MARKER = b'["batch"]'
 Headers = list[tuple[str, bytes | None]]
 
 
@@ -51,9 +60,9 @@ class Rejection:
 
 @dataclass
 class Batch:
-    """What one batch did: state-table writes (None deletes), measure messages, rejections and counts."""
+    """What one batch did: its number, the measure messages to publish, rejections and counts."""
 
-    writes: dict[bytes, bytes | None] = field(default_factory=dict)
+    number: int
     measures: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     applied: int = 0
@@ -66,31 +75,55 @@ def _key(*parts: object) -> bytes:
     return json.dumps(list(parts)).encode()
 
 
+def _dump(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 class ProcessorState:
     """The processor's recoverable state: one `Fold`, the dedup keys seen, the next offset per input partition."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, table: MutableMapping[bytes, bytes]) -> None:
         self._settings = settings
+        self._table = table
         self.fold = Fold(settings.provider_id, track_changes=True)
         self.seen: set[tuple[str, str]] = set()
         self.positions: dict[tuple[str, int], int] = {}
+        self.batch_number = 0
+        # entries of batches after the last complete one: records to rewrite at their undo image, applied to drop
+        self._repairs: dict[tuple[str, ...], Any] = {}
+        self._stale: list[bytes] = []
 
-    def restore(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        """Load the state table's entries (after Faust's recovery) into the fold, `seen` and positions."""
-        for key, value in entries:
-            parts = json.loads(key)
+    def restore(self) -> int:
+        """Load the table (after Faust's recovery) as of its last complete batch; return how many entries
+        of later, incomplete batches were rolled back."""
+        complete = json.loads(self._table[MARKER])["b"] if MARKER in self._table else 0
+        self.batch_number = complete
+        for key, value in self._table.items():
+            if key == MARKER:
+                continue
+            entry, parts = json.loads(value), json.loads(key)
+            self.batch_number = max(self.batch_number, entry["b"])
+            current = entry["b"] <= complete
             if parts[0] == APPLIED:
-                applied = json.loads(value)
-                where = (parts[1], parts[2])
-                self.positions[where] = max(self.positions.get(where, 0), applied["next"])
-                self.seen.update((source, event_id) for source, event_id in applied["seen"])
-            else:
-                apply_message(self.fold, key, value)
+                if current:
+                    where = (parts[1], parts[2])
+                    self.positions[where] = max(self.positions.get(where, 0), entry["next"])
+                    self.seen.update((source, event_id) for source, event_id in entry["seen"])
+                else:
+                    self._stale.append(key)
+                continue
+            data = entry["v"] if current else entry["p"]
+            if data is not None:
+                put_record(self.fold, tuple(parts), data)
+            if not current:
+                self._repairs[tuple(parts)] = data
         self.fold.changed.clear()
+        return len(self._repairs) + len(self._stale)
 
     def process(self, messages: Sequence[Inbound]) -> Batch:
-        """Fold a batch in; return the writes that make it durable and what to publish."""
-        batch = Batch()
+        """Fold a batch in and write it to the table; return what to publish. Call `complete` once it is durable."""
+        self.batch_number += 1
+        batch = Batch(self.batch_number)
         firsts: dict[tuple[str, int], int] = {}
         added: dict[tuple[str, int], list[list[str]]] = {}
         for message in messages:
@@ -103,16 +136,31 @@ class ProcessorState:
             if message.timestamp_s is not None:
                 batch.newest_timestamp_s = max(batch.newest_timestamp_s or 0.0, message.timestamp_s)
             self._one(message, batch, added.setdefault(where, []))
-        for where, first in firsts.items():
-            batch.writes[_key(APPLIED, *where, first)] = json.dumps(
-                {"next": self.positions[where], "seen": added[where]}).encode()
-        for record in self.fold.changed:
-            key, value = record_message(self.fold, record)
-            batch.writes[key] = value
-            if record[0] in MEASURE_KINDS:
-                batch.measures.append((key, value))
-        self.fold.changed.clear()
+        self._write(batch, firsts, added)
         return batch
+
+    def complete(self, batch: Batch) -> None:
+        """Mark `batch` complete: call only once every write of it has been acknowledged."""
+        self._table[MARKER] = _dump({"b": batch.number})
+
+    def _write(self, batch: Batch, firsts: dict[tuple[str, int], int], added: dict[tuple[str, int], list]) -> None:
+        for key in self._stale:
+            del self._table[key]
+        for where, first in firsts.items():
+            self._table[_key(APPLIED, *where, first)] = _dump(
+                {"b": batch.number, "next": self.positions[where], "seen": added[where]})
+        for record in self.fold.changed | self._repairs.keys():
+            key, data = _key(*record), get_record(self.fold, record)
+            previous = self._repairs[record] if record in self._repairs else self._committed(key)
+            self._table[key] = _dump({"b": batch.number, "v": data, "p": previous})
+            if record[0] in MEASURE_KINDS:
+                batch.measures.append((key, None if data is None else json.dumps(data).encode()))
+        self.fold.changed.clear()
+        self._stale, self._repairs = [], {}
+
+    def _committed(self, key: bytes) -> Any:
+        entry = self._table.get(key)
+        return None if entry is None else json.loads(entry)["v"]
 
     def _one(self, message: Inbound, batch: Batch, added: list[list[str]]) -> None:
         try:

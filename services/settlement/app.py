@@ -11,15 +11,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.broker.topics import SETTLEMENTS, inbound_topics
+from services.broker.topics import SETTLEMENTS, ensure_topics, inbound_topics
 from services.ledger.consumer import wait_caught_up
 from services.settings import Settings
 from services.settlement.closer import Closer
 from services.settlement.routes import router
-from services.store.database import create_engine, create_sessions
+from services.store.database import opened_database, reachable
 from services.store.ledger import LedgerStore
 from services.store.settlements import SettlementStore
-from services.web import install_error_handlers, ops_router
+from services.web import add_health_check, install_error_handlers, ops_router
 from shared.plans import PlanSet
 from shared.settlement import Settlement
 
@@ -62,6 +62,7 @@ async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSe
     if catch_up is None:
         async def catch_up() -> None:
             await wait_caught_up(watcher, ledger, inbound_topics(settings), settings.close_catch_up_timeout_s)
+    add_health_check(app, "database", lambda: reachable(sessions))
     app.state.settlements = SettlementStore(sessions)
     app.state.clock = getattr(app.state, "clock", _now)
     app.state.closer = Closer(settings, plans, ledger, app.state.settlements, catch_up,
@@ -78,12 +79,10 @@ def create_app(settings: Settings, plans: PlanSet) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.resolved_database_url)
-        try:
-            async with settlement_lifespan(app, create_sessions(engine), plans):
-                yield
-        finally:
-            await engine.dispose()
+        await ensure_topics(settings)
+        async with opened_database(settings.resolved_database_url) as sessions, \
+                settlement_lifespan(app, sessions, plans):
+            yield
 
     app = FastAPI(title="Convergence settlement", lifespan=lifespan)
     app.state.settings = settings

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Table, event
+from sqlalchemy import Connection, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["Clock", "create_engine", "create_sessions", "insert_for", "migrate", "utc_now"]
+__all__ = ["Clock", "create_engine", "create_sessions", "insert_for", "migrate", "opened_database", "reachable",
+           "utc_now"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -74,3 +76,20 @@ async def migrate(url: str) -> None:
     finally:
         await engine.dispose()
 
+
+
+@asynccontextmanager
+async def opened_database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Migrate the database at `url`, open it, and dispose of the engine on exit."""
+    await migrate(url)
+    engine = create_engine(url)
+    try:
+        yield create_sessions(engine)
+    finally:
+        await engine.dispose()
+
+
+async def reachable(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether the database answers a trivial query."""
+    async with sessions() as session:
+        return (await session.execute(text("SELECT 1"))).scalar() == 1
