@@ -18,7 +18,7 @@ from services.settlement.app import settlement_lifespan
 from services.settlement.routes import router as settlement_router
 from services.store.database import opened_database
 from services.store.ledger import LedgerStore
-from services.web import add_health_check, install_error_handlers, ops_router
+from services.web import add_health_check, service_app
 from shared.plans import PlanSet
 
 __all__ = ["create_api"]
@@ -45,12 +45,7 @@ def create_api(settings: Settings, plans: PlanSet, dashboard_token: str | None =
                 app, sessions, plans, catch_up=lambda: ledger.wait_caught_up(settings.close_catch_up_timeout_s)))
             yield
 
-    app = FastAPI(title="Convergence", version="0.1.0", lifespan=lifespan,
-                  description="Live scorecards and incentive settlement from one event stream.")
-    app.state.settings = settings
-    install_error_handlers(app)
-    for router in (ops_router, ingest_router, query_router, settlement_router):
-        app.include_router(router)
+    app = service_app("Convergence", settings, lifespan, ingest_router, query_router, settlement_router)
     if dashboard_token and plans.scorecards:
         app.include_router(dashboard_router(dashboard_token, plans.scorecards[0].scorecard))
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -14,9 +15,10 @@ from starlette.exceptions import HTTPException
 from services.settings import Settings
 
 __all__ = ["ApiError", "HealthCheck", "SettingsDep", "add_health_check", "get_settings",
-           "install_error_handlers", "ops_router"]
+           "install_error_handlers", "ops_router", "service_app"]
 
 HealthCheck = Callable[[], Awaitable[bool]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
@@ -100,3 +102,14 @@ async def healthz(request: Request) -> JSONResponse:
 async def metrics() -> Response:
     """Prometheus metrics in the text exposition format."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def service_app(title: str, settings: Settings, lifespan: Lifespan, *routers: APIRouter) -> FastAPI:
+    """A FastAPI app with the project's error format, `/healthz`, `/metrics` and `routers`."""
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan,
+                  description="Live scorecards and incentive settlement from one event stream.")
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (ops_router, *routers):
+        app.include_router(router)
+    return app

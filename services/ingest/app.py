@@ -15,7 +15,7 @@ from services.ingest.routes import router
 from services.settings import Settings
 from services.store.database import opened_database
 from services.store.keys import IngestKeys
-from services.web import add_health_check, install_error_handlers, ops_router
+from services.web import add_health_check, service_app
 
 __all__ = ["create_app", "ingest_lifespan"]
 
@@ -52,9 +52,4 @@ def create_app(settings: Settings) -> FastAPI:
         async with opened_database(settings.resolved_database_url) as sessions, ingest_lifespan(app, sessions):
             yield
 
-    app = FastAPI(title="Convergence ingest", lifespan=lifespan)
-    app.state.settings = settings
-    install_error_handlers(app)
-    app.include_router(ops_router)
-    app.include_router(router)
-    return app
+    return service_app("Convergence ingest", settings, lifespan, router)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
+from services.broker.consuming import stop_consuming
 from services.broker.topics import inbound_topics
 from services.ledger.metrics import BATCH_SECONDS, DUPLICATES, EVENTS, SKIPPED
 from services.ledger.rows import ledger_row
@@ -88,13 +88,8 @@ class LedgerService:
     async def stop(self) -> None:
         """Stop appending and leave the group; a batch in flight is rolled back, and read again later."""
         try:
-            if self._task is not None:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+            await stop_consuming(self._task, self._consumer)
         finally:
-            if self._consumer is not None:
-                await self._consumer.stop()
             self._task = self._consumer = None
 
     @property

@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-import faust
-from faust.types import Message, ProducerT, StreamT, TopicT
+from faust.types import FutureMessage, Message, StreamT, TopicT
 
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
 from services.processor.state import Batch, Inbound, ProcessorState
+from services.processor.table import AcknowledgedTable, acknowledged
 from services.settings import Settings
 
 __all__ = ["MAX_BATCH", "dead_letter_headers", "fold_agent", "inbound"]
@@ -36,28 +36,21 @@ def dead_letter_headers(message: Inbound, reason: str) -> list[tuple[str, bytes]
             ("source_offset", str(message.offset).encode())]
 
 
-async def flush(producer: ProducerT) -> None:
-    """Wait until every message sent so far is acknowledged (Faust's buffer flush gives up after 0.1 s idle)."""
-    await producer.flush()
-    while producer.buffer.size:
-        await producer.flush()
-
-
-def fold_agent(app: faust.App, settings: Settings, table: faust.Table, measures: TopicT, dead_letter: TopicT
+def fold_agent(settings: Settings, table: AcknowledgedTable, measures: TopicT, dead_letter: TopicT
                ) -> Callable[[StreamT], Coroutine[Any, Any, None]]:
     """The agent function: fold each batch into the table, publish its measures and rejections, mark it complete."""
     state = ProcessorState(settings, table)
     restored = False
 
-    def publish(batch: Batch) -> None:
-        for key, value in batch.measures:
-            measures.send_soon(key=key, value=value)
+    def publish(batch: Batch) -> list[FutureMessage]:
+        sent = [measures.send_soon(key=key, value=value) for key, value in batch.measures]
         for rejection in batch.rejected:
             message = rejection.message
             log.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset,
                      rejection.reason)
-            dead_letter.send_soon(key=message.key, value=message.value,
-                                  headers=dead_letter_headers(message, rejection.reason))
+            sent.append(dead_letter.send_soon(key=message.key, value=message.value,
+                                              headers=dead_letter_headers(message, rejection.reason)))
+        return sent
 
     async def fold(stream: StreamT) -> None:
         nonlocal restored
@@ -70,10 +63,11 @@ def fold_agent(app: faust.App, settings: Settings, table: faust.Table, measures:
                          len(state.seen), rolled_back)
             with BATCH_SECONDS.time():
                 batch = state.process([inbound(event.message) for event in events])
-                publish(batch)
-                await flush(app.producer)  # the marker must not become durable before the batch's writes
+                published = publish(batch)
+                await table.acknowledged()  # the marker must not become durable before the batch's writes,
                 state.complete(batch)
-                await flush(app.producer)  # nor the next batch's writes before the marker
+                await table.acknowledged()  # nor the next batch's writes before the marker
+                await acknowledged(published)
             EVENTS.labels("applied").inc(batch.applied)
             EVENTS.labels("duplicate").inc(batch.duplicates)
             EVENTS.labels("dead_letter").inc(len(batch.rejected))

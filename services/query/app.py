@@ -11,7 +11,7 @@ from services.broker.topics import ensure_topics
 from services.query.read_model import ReadModel
 from services.query.routes import router
 from services.settings import Settings
-from services.web import add_health_check, install_error_handlers, ops_router
+from services.web import add_health_check, service_app
 from shared.plans import PlanSet
 
 __all__ = ["create_app", "query_lifespan"]
@@ -42,9 +42,4 @@ def create_app(settings: Settings, plans: PlanSet) -> FastAPI:
         async with query_lifespan(app, plans):
             yield
 
-    app = FastAPI(title="Convergence query", lifespan=lifespan)
-    app.state.settings = settings
-    install_error_handlers(app)
-    app.include_router(ops_router)
-    app.include_router(router)
-    return app
+    return service_app("Convergence query", settings, lifespan, router)

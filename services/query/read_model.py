@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from services.broker.consuming import stop_consuming
 from services.broker.topics import MEASURES
 from services.query.metrics import POSITION, RECORDS
 from services.records import apply_message
@@ -64,13 +64,8 @@ class ReadModel:
     async def stop(self) -> None:
         """Stop reading; the replica keeps what it has."""
         try:
-            if self._task is not None and not self._task.done():
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+            await stop_consuming(self._task, self._consumer)
         finally:
-            if self._consumer is not None:
-                await self._consumer.stop()
             self._task = self._consumer = None
 
     async def healthy(self) -> bool:

@@ -19,7 +19,7 @@ from services.settlement.routes import router
 from services.store.database import opened_database, reachable
 from services.store.ledger import LedgerStore
 from services.store.settlements import SettlementStore
-from services.web import add_health_check, install_error_handlers, ops_router
+from services.web import add_health_check, service_app
 from shared.plans import PlanSet
 from shared.settlement import Settlement
 
@@ -84,9 +84,4 @@ def create_app(settings: Settings, plans: PlanSet) -> FastAPI:
                 settlement_lifespan(app, sessions, plans):
             yield
 
-    app = FastAPI(title="Convergence settlement", lifespan=lifespan)
-    app.state.settings = settings
-    install_error_handlers(app)
-    app.include_router(ops_router)
-    app.include_router(router)
-    return app
+    return service_app("Convergence settlement", settings, lifespan, router)
