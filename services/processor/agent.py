@@ -11,7 +11,7 @@ from typing import Any
 from faust.types import FutureMessage, Message, StreamT, TopicT
 
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
-from services.processor.state import Batch, Inbound, ProcessorState
+from services.processor.state import MARKER, Batch, Inbound, ProcessorState
 from services.processor.table import AcknowledgedTable, acknowledged
 from services.settings import Settings
 
@@ -65,7 +65,8 @@ def fold_agent(settings: Settings, table: AcknowledgedTable, measures: TopicT, d
                 batch = state.process([inbound(event.message) for event in events])
                 published = publish(batch)
                 await table.acknowledged()  # the marker must not become durable before the batch's writes,
-                state.complete(batch)
+                for partition in range(table.partitions):
+                    table.send_changelog(partition, MARKER, state.marker(batch))
                 await table.acknowledged()  # nor the next batch's writes before the marker
                 await acknowledged(published)
             EVENTS.labels("applied").inc(batch.applied)

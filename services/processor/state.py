@@ -7,7 +7,10 @@ tests). Keys are JSON arrays; every value carries the number `b` of the batch th
   where `previous` is its value as of the last complete batch before `b` (the undo image);
 * `["applied", topic, partition, first offset]` — one per input partition per batch:
   `{"b", "next": offset after the batch, "seen": [[source, id], …]}` (the dedup keys that batch added);
-* `["batch"]` — `{"b"}`, the last complete batch: written only once all of its other writes are acknowledged.
+* `["batch"]` — `{"b"}`, the last complete batch: written only once all of its other writes are
+  acknowledged, to every changelog partition, alone. Tansu reports a partition's end offset as the base
+  offset of its last record batch (+1), so Faust's recovery (which reads up to that end) would miss the
+  tail of a multi-record batch; a partition that ends with this one-record batch is read in full.
 
 Without Kafka transactions a crash can leave part of a batch in the changelog. `restore` therefore takes
 every entry of a batch after the marker at its undo image (records) or drops it (applied): the state is
@@ -121,7 +124,7 @@ class ProcessorState:
         return len(self._repairs) + len(self._stale)
 
     def process(self, messages: Sequence[Inbound]) -> Batch:
-        """Fold a batch in and write it to the table; return what to publish. Call `complete` once it is durable."""
+        """Fold a batch in and write it to the table; return what to publish. Then write its `marker`."""
         self.batch_number += 1
         batch = Batch(self.batch_number)
         firsts: dict[tuple[str, int], int] = {}
@@ -139,9 +142,10 @@ class ProcessorState:
         self._write(batch, firsts, added)
         return batch
 
-    def complete(self, batch: Batch) -> None:
-        """Mark `batch` complete: call only once every write of it has been acknowledged."""
-        self._table[MARKER] = _dump({"b": batch.number})
+    @staticmethod
+    def marker(batch: Batch) -> bytes:
+        """The value of `MARKER` that declares `batch` complete: write it once the batch is acknowledged."""
+        return _dump({"b": batch.number})
 
     def _write(self, batch: Batch, firsts: dict[tuple[str, int], int], added: dict[tuple[str, int], list]) -> None:
         for key in self._stale:

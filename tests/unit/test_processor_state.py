@@ -1,0 +1,52 @@
+"""The processor's state without Kafka: dedup, dead letters, and restoring as of the last complete batch."""
+
+from __future__ import annotations
+
+import json
+
+from services.broker.binding import encode, topic_for
+from services.processor.state import MARKER, Inbound, ProcessorState
+from services.settings import Settings
+from tests.support.events import registered, sale
+
+SETTINGS = Settings(_env_file=None)
+
+
+def message(event, offset: int) -> Inbound:
+    key, value, headers = encode(event)
+    return Inbound(topic_for(event.type, SETTINGS), 0, offset, key, value, headers)
+
+
+def complete(state: ProcessorState, table: dict, messages: list[Inbound]) -> None:
+    table[MARKER] = state.marker(state.process(messages))
+
+
+def test_duplicates_and_poison_change_nothing() -> None:
+    state = ProcessorState(SETTINGS, {})
+    good = message(sale("o-1", "2026-03-02", "100"), 0)
+    garbage = Inbound(good.topic, 0, 2, None, b"{", [])
+    wrong = Inbound(good.topic, 0, 3, None, message(registered("ae-9"), 0).value, [])
+    batch = state.process([good, Inbound(good.topic, 0, 1, good.key, good.value, good.headers), garbage, wrong])
+    assert (batch.applied, batch.duplicates) == (1, 1)
+    assert [r.reason.split(":")[0] for r in batch.rejected] == ["invalid event", "wrong topic"]
+    assert "ae-9" not in state.fold.parties
+
+
+def test_restore_rolls_back_a_batch_without_marker_and_skips_applied_offsets() -> None:
+    table: dict[bytes, bytes] = {}
+    first = ProcessorState(SETTINGS, table)
+    complete(first, table, [message(sale("o-1", "2026-03-02", "100"), 0)])
+    first.process([message(sale("o-2", "2026-03-03", "50"), 1)])  # crashed before its marker
+
+    restored = ProcessorState(SETTINGS, table)
+    assert restored.restore() > 0
+    assert set(restored.fold.orders) == {"o-1"}
+    replay = [message(sale("o-1", "2026-03-02", "100"), 0), message(sale("o-2", "2026-03-03", "50"), 1)]
+    batch = restored.process(replay)
+    assert (batch.replayed, batch.applied) == (1, 1)
+    table[MARKER] = restored.marker(batch)
+
+    again = ProcessorState(SETTINGS, table)
+    assert again.restore() == 0
+    assert set(again.fold.orders) == {"o-1", "o-2"}
+    assert json.loads(table[b'["relationship", "ae-1", "c-1"]'])["b"] == batch.number
