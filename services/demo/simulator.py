@@ -19,7 +19,6 @@ REPS = [f"ae-{i}" for i in range(8)]
 AGENTS = [f"agent-{i}" for i in range(4)]
 MANAGERS = ["mgr-0", "mgr-1"]
 PARTNERS = [f"partner-{i}" for i in range(3)]
-CUSTOMERS = [f"cust-{i}" for i in range(60)]
 
 
 def _event(seq: int, source: str, kind: str, now: datetime, data: dict) -> dict:
@@ -38,12 +37,12 @@ def roster(now: datetime) -> list[dict]:
             for i, (pid, kind, role, mgr) in enumerate(people)]
 
 
-def stream(rng: random.Random, clock: Callable[[], datetime]) -> Iterator[dict]:
+def stream(rng: random.Random, clock: Callable[[], datetime], customers: int = 60) -> Iterator[dict]:
     """An endless, realistic mix of sales, reversals, cases, surveys, referrals and renewals."""
     orders: list[str] = []
     for seq in itertools.count(1000):
-        now, customer = clock(), rng.choice(CUSTOMERS)
-        rep = REPS[CUSTOMERS.index(customer) % len(REPS)]
+        now, number = clock(), rng.randrange(customers)
+        customer, rep = f"cust-{number}", REPS[number % len(REPS)]
         roll = rng.random()
         if roll < 0.4:
             order = f"demo-o{seq}-{now:%H%M%S}"
@@ -69,7 +68,7 @@ def stream(rng: random.Random, clock: Callable[[], datetime]) -> Iterator[dict]:
         elif roll < 0.93:
             yield _event(seq, "partner-portal", "referral.made", now,
                          {"referral_id": f"ref{seq}", "referrer_id": rng.choice([customer, *PARTNERS]),
-                          "prospect_id": rng.choice(CUSTOMERS)})
+                          "prospect_id": f"cust-{rng.randrange(customers)}"})
         elif orders:
             yield _event(seq, "erp", "sale.reversed", now,
                          {"order_id": rng.choice(orders), "amount": f"{rng.randrange(50, 800)}", "reason": "return"})

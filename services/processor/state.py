@@ -3,8 +3,10 @@
 No Faust here: the table is any mutable mapping of bytes to bytes (a Faust table in the worker, a dict in
 tests). Keys are JSON arrays; every value carries the number `b` of the batch that wrote it:
 
-* `["party", id]`, `["relationship", party, cp]`, … — a fold record: `{"b", "v": data, "p": previous}`,
-  where `previous` is its value as of the last complete batch before `b` (the undo image);
+* `["party", id]`, `["relationship", party, cp]`, … — a fold record: `b NUL data NUL previous` (data
+  and previous as JSON, `null` when absent; JSON escapes NUL, so the split is unambiguous), where
+  `previous` is its value as of the last complete batch before `b` (the undo image) — kept as bytes, so
+  a write copies the previous image instead of decoding and encoding it again;
 * `["applied", topic, partition, first offset]` — one per input partition per batch:
   `{"b", "next": offset after the batch, "seen": [[source, id], …]}` (the dedup keys that batch added);
 * `["batch"]` — `{"b"}`, the last complete batch: written only once all of its other writes are
@@ -78,8 +80,18 @@ def _key(*parts: object) -> bytes:
     return json.dumps(list(parts)).encode()
 
 
-def _dump(value: dict[str, Any]) -> bytes:
+def _dump(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _record_entry(batch: int, data: bytes, previous: bytes) -> bytes:
+    return b"%d\x00%s\x00%s" % (batch, data, previous)
+
+
+def _record_parts(entry: bytes) -> tuple[int, bytes, bytes]:
+    """(batch, data JSON, previous JSON) of a record entry."""
+    number, data, previous = entry.split(b"\x00", 2)
+    return int(number), data, previous
 
 
 class ProcessorState:
@@ -93,7 +105,7 @@ class ProcessorState:
         self.positions: dict[tuple[str, int], int] = {}
         self.batch_number = 0
         # entries of batches after the last complete one: records to rewrite at their undo image, applied to drop
-        self._repairs: dict[tuple[str, ...], Any] = {}
+        self._repairs: dict[tuple[str, ...], bytes] = {}
         self._stale: list[bytes] = []
 
     def restore(self) -> int:
@@ -104,22 +116,24 @@ class ProcessorState:
         for key, value in self._table.items():
             if key == MARKER:
                 continue
-            entry, parts = json.loads(value), json.loads(key)
-            self.batch_number = max(self.batch_number, entry["b"])
-            current = entry["b"] <= complete
-            if parts[0] == APPLIED:
-                if current:
-                    where = (parts[1], parts[2])
-                    self.positions[where] = max(self.positions.get(where, 0), entry["next"])
-                    self.seen.update((source, event_id) for source, event_id in entry["seen"])
-                else:
-                    self._stale.append(key)
+            parts = json.loads(key)
+            if parts[0] != APPLIED:
+                number, data, previous = _record_parts(value)
+                self.batch_number = max(self.batch_number, number)
+                image = data if number <= complete else previous
+                if image != b"null":
+                    put_record(self.fold, tuple(parts), json.loads(image))
+                if number > complete:
+                    self._repairs[tuple(parts)] = image
                 continue
-            data = entry["v"] if current else entry["p"]
-            if data is not None:
-                put_record(self.fold, tuple(parts), data)
-            if not current:
-                self._repairs[tuple(parts)] = data
+            entry = json.loads(value)
+            self.batch_number = max(self.batch_number, entry["b"])
+            if entry["b"] <= complete:
+                where = (parts[1], parts[2])
+                self.positions[where] = max(self.positions.get(where, 0), entry["next"])
+                self.seen.update((source, event_id) for source, event_id in entry["seen"])
+            else:
+                self._stale.append(key)
         self.fold.changed.clear()
         return len(self._repairs) + len(self._stale)
 
@@ -154,17 +168,17 @@ class ProcessorState:
             self._table[_key(APPLIED, *where, first)] = _dump(
                 {"b": batch.number, "next": self.positions[where], "seen": added[where]})
         for record in self.fold.changed | self._repairs.keys():
-            key, data = _key(*record), get_record(self.fold, record)
+            key, data = _key(*record), _dump(get_record(self.fold, record))
             previous = self._repairs[record] if record in self._repairs else self._committed(key)
-            self._table[key] = _dump({"b": batch.number, "v": data, "p": previous})
+            self._table[key] = _record_entry(batch.number, data, previous)
             if record[0] in MEASURE_KINDS:
-                batch.measures.append((key, None if data is None else json.dumps(data).encode()))
+                batch.measures.append((key, None if data == b"null" else data))
         self.fold.changed.clear()
         self._stale, self._repairs = [], {}
 
-    def _committed(self, key: bytes) -> Any:
+    def _committed(self, key: bytes) -> bytes:
         entry = self._table.get(key)
-        return None if entry is None else json.loads(entry)["v"]
+        return b"null" if entry is None else _record_parts(entry)[1]
 
     def _one(self, message: Inbound, batch: Batch, added: list[list[str]]) -> None:
         try:

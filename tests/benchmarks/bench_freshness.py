@@ -29,6 +29,7 @@ from tests.support.system import running_system
 PLANS = Path(__file__).resolve().parents[2] / "deploy" / "plans"
 PROBE = "probe-ae"
 TICK_S = 0.1
+CUSTOMERS = 20_000  # a business sending 2 000 events/s has many customers, each with a short history
 
 
 def _probe_sale(number: int) -> dict:
@@ -57,7 +58,7 @@ async def _run(base_url: str, token: str, rate: int, seconds: float) -> tuple[li
         await client.post("/v1/events", json=[_probe_sale(0)])
         while await _probe_value(client) < 1:  # the processor has joined and caught up
             await asyncio.sleep(0.2)
-        events = stream(random.Random(7), lambda: datetime.now(UTC))
+        events = stream(random.Random(7), lambda: datetime.now(UTC), CUSTOMERS)
         acked: dict[int, float] = {}
         seen: dict[int, float] = {}
         per_batch = max(1, int(rate * TICK_S) - 1)
