@@ -48,6 +48,7 @@ class Closer:
                 return existing
             started = time.perf_counter()
             await self._catch_up()
+            await self._wait_for_accepted(self._clock())
             await self._follow_ledger(await self._ledger.last_seq())
             book = Book({r.period: settlement_from_data(json.loads(r.body)) for r in await self._settlements.all()})
             settlement = book.close(self._fold, self._plans, period, self._clock())
@@ -56,6 +57,16 @@ class Closer:
             CLOSE_SECONDS.observe(time.perf_counter() - started)
         await self._announce(settlement)
         return settlement
+
+    async def _wait_for_accepted(self, until: datetime, poll_s: float = 0.05) -> None:
+        """Wait until every event acknowledged over HTTP by `until` is in the ledger.
+
+        Topic end offsets alone are not enough: the embedded broker can report a partition's end short
+        of its last records.
+        """
+        async with asyncio.timeout(self._settings.close_catch_up_timeout_s):
+            while await self._ledger.missing_accepted(until):
+                await asyncio.sleep(poll_s)
 
     async def _follow_ledger(self, up_to_seq: int) -> None:
         """Fold the ledger rows written since the last close, in ledger order."""

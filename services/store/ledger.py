@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.store.database import Clock, insert_for, utc_now
-from services.store.tables import ConsumerOffset, LedgerEvent
+from services.store.tables import ConsumerOffset, IngestKey, LedgerEvent
 from shared.events import Event
 
 __all__ = ["LedgerRow", "LedgerStore", "Positions", "StoredEvent"]
@@ -91,6 +91,15 @@ class LedgerStore:
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return {(topic, partition): offset for topic, partition, offset in rows}
+
+    async def missing_accepted(self, accepted_until: datetime) -> int:
+        """How many events the HTTP ingest accepted until then are not in the ledger yet."""
+        keys = IngestKey.__table__
+        joined = keys.outerjoin(EVENTS, and_(EVENTS.c.source == keys.c.source, EVENTS.c.id == keys.c.id))
+        query = select(func.count()).select_from(joined).where(
+            keys.c.accepted_at <= accepted_until, EVENTS.c.seq.is_(None))
+        async with self._sessions() as session:
+            return (await session.scalar(query)) or 0
 
     async def last_seq(self) -> int:
         """The seq of the newest ledger entry, 0 when the ledger is empty."""

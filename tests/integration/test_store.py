@@ -118,6 +118,19 @@ async def test_claim_returns_only_keys_never_claimed_before(sessions) -> None:
     assert await keys.claim([]) == set()
 
 
+async def test_missing_accepted_counts_keys_accepted_until_then_and_not_yet_in_the_ledger(sessions) -> None:
+    ledger = LedgerStore(sessions)
+    await IngestKeys(sessions, clock=lambda: T0).claim([("crm", "1"), ("crm", "2")])
+    await IngestKeys(sessions, clock=lambda: T0 + timedelta(seconds=1)).claim([("crm", "3")])
+
+    assert await ledger.missing_accepted(T0) == 2
+    await ledger.append([row("1", 0)], {}, consumer=CONSUMER)
+    assert await ledger.missing_accepted(T0) == 1
+    await ledger.append([row("2", 1)], {}, consumer=CONSUMER)
+    assert await ledger.missing_accepted(T0) == 0
+    assert await ledger.missing_accepted(T0 + timedelta(seconds=1)) == 1
+
+
 async def test_a_key_repeated_within_one_claim_is_claimed_once(sessions) -> None:
     assert await IngestKeys(sessions).claim([("crm", "1"), ("crm", "1")]) == {("crm", "1")}
 
