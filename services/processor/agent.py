@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from faust.types import FutureMessage, Message, StreamT, TopicT
+import faust
+from aiokafka import AIOKafkaProducer
+from faust.types import Message as FaustMessage
+from faust.types import StreamT
 
+from services.broker.batches import Message, send_batched
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
 from services.processor.state import MARKER, Batch, Inbound, ProcessorState
-from services.processor.table import AcknowledgedTable, acknowledged
 from services.settings import Settings
 
 __all__ = ["MAX_BATCH", "dead_letter_headers", "fold_agent", "inbound"]
@@ -21,7 +25,7 @@ MAX_BATCH = 5000
 log = logging.getLogger(__name__)
 
 
-def inbound(message: Message) -> Inbound:
+def inbound(message: FaustMessage) -> Inbound:
     """The parts of a Faust message the state needs."""
     headers = message.headers or []
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
@@ -36,43 +40,53 @@ def dead_letter_headers(message: Inbound, reason: str) -> list[tuple[str, bytes]
             ("source_offset", str(message.offset).encode())]
 
 
-def fold_agent(settings: Settings, table: AcknowledgedTable, measures: TopicT, dead_letter: TopicT
+def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_letter: str
                ) -> Callable[[StreamT], Coroutine[Any, Any, None]]:
-    """The agent function: fold each batch into the table, publish its measures and rejections, mark it complete."""
-    state = ProcessorState(settings, table)
-    restored = False
+    """The agent function: fold each batch into the table, publish its measures and rejections, mark it complete.
 
-    def publish(batch: Batch) -> list[FutureMessage]:
-        sent = [measures.send_soon(key=key, value=value) for key, value in batch.measures]
+    Faust recovers the table from its changelog at start; the agent writes that changelog itself, with
+    aiokafka's batch API (one request per partition per batch), around Faust's per-message machinery.
+    """
+    state = ProcessorState(settings, table.data)
+    changelog = table.changelog_topic.get_topic_name()
+
+    def rejected(batch: Batch) -> list[Message]:
         for rejection in batch.rejected:
             message = rejection.message
             log.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset,
                      rejection.reason)
-            sent.append(dead_letter.send_soon(key=message.key, value=message.value,
-                                              headers=dead_letter_headers(message, rejection.reason)))
-        return sent
+        return [(r.message.key, r.message.value, dead_letter_headers(r.message, r.reason)) for r in batch.rejected]
+
+    async def write(producer: AIOKafkaProducer, batch: Batch) -> None:
+        sent = await send_batched(producer, changelog, [(key, value, []) for key, value in batch.changelog])
+        sent += await send_batched(producer, measures, [(key, value, []) for key, value in batch.measures])
+        sent += await send_batched(producer, dead_letter, rejected(batch))
+        await asyncio.gather(*sent)  # the marker must not become durable before the batch's writes
+        marker = state.marker(batch)
+        await asyncio.gather(*[await producer.send(changelog, marker, key=MARKER, partition=partition)
+                               for partition in sorted(await producer.partitions_for(changelog))])
 
     async def fold(stream: StreamT) -> None:
-        nonlocal restored
-        async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
-            if not restored:  # the first batch comes after Faust's table recovery
-                rolled_back = state.restore()
-                gc.freeze()  # the fold's many small objects need no scanning by the collector
-                restored = True
-                log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
-                         len(state.seen), rolled_back)
-            with BATCH_SECONDS.time():
-                batch = state.process([inbound(event.message) for event in events])
-                published = publish(batch)
-                await table.acknowledged()  # the marker must not become durable before the batch's writes,
-                for partition in range(table.partitions):
-                    table.send_changelog(partition, MARKER, state.marker(batch))
-                await table.acknowledged()  # nor the next batch's writes before the marker
-                await acknowledged(published)
-            EVENTS.labels("applied").inc(batch.applied)
-            EVENTS.labels("duplicate").inc(batch.duplicates)
-            EVENTS.labels("dead_letter").inc(len(batch.rejected))
-            if batch.newest_timestamp_s is not None:
-                LAG_SECONDS.set(max(0.0, time.time() - batch.newest_timestamp_s))
+        producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
+                                    enable_idempotence=settings.kafka_idempotent_producer)
+        await producer.start()
+        try:
+            rolled_back = None
+            async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
+                if rolled_back is None:  # the first batch comes after Faust's table recovery
+                    rolled_back = state.restore()
+                    gc.freeze()  # the fold's many small objects need no scanning by the collector
+                    log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
+                             len(state.seen), rolled_back)
+                with BATCH_SECONDS.time():
+                    batch = state.process([inbound(event.message) for event in events])
+                    await write(producer, batch)
+                EVENTS.labels("applied").inc(batch.applied)
+                EVENTS.labels("duplicate").inc(batch.duplicates)
+                EVENTS.labels("dead_letter").inc(len(batch.rejected))
+                if batch.newest_timestamp_s is not None:
+                    LAG_SECONDS.set(max(0.0, time.time() - batch.newest_timestamp_s))
+        finally:
+            await producer.stop()
 
     return fold

@@ -9,7 +9,6 @@ import faust
 
 from services.broker.topics import DEAD_LETTER, MEASURES, ensure_topics, inbound_topics
 from services.processor.agent import fold_agent
-from services.processor.table import AcknowledgedTable
 from services.processor.transport import ProcessorApp
 from services.settings import Settings
 
@@ -34,16 +33,15 @@ def create_app(settings: Settings) -> faust.App:
         fetch_max_wait_ms=settings.fetch_max_wait_ms, idempotent_producer=settings.kafka_idempotent_producer,
         topic_partitions=settings.partitions, topic_replication_factor=settings.replication_factor,
         datadir=str(settings.data_dir / "processor"), web_enabled=False, autodiscover=False,
-        Table=AcknowledgedTable, table_standby_replicas=0, consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0, consumer_auto_offset_reset="earliest",
         broker_session_timeout=SESSION_TIMEOUT_S, broker_heartbeat_interval=HEARTBEAT_INTERVAL_S)
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     # bytes keys and values: raw serializers; the partitioner places each key, whatever event wrote it.
     table = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions,
                       use_partitioner=True)
     source = app.topic(*inbound_topics(settings), partitions=settings.partitions, **raw)
-    measures = app.topic(settings.topic(MEASURES), **raw)
-    dead_letter = app.topic(settings.topic(DEAD_LETTER), **raw)
-    app.agent(source, name="fold", concurrency=1)(fold_agent(settings, table, measures, dead_letter))
+    agent = fold_agent(settings, table, settings.topic(MEASURES), settings.topic(DEAD_LETTER))
+    app.agent(source, name="fold", concurrency=1)(agent)
     return app
 
 

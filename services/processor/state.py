@@ -1,7 +1,9 @@
 """The processor's state — the fold, the dedup keys, the applied input positions — kept in one table.
 
-No Faust here: the table is any mutable mapping of bytes to bytes (a Faust table in the worker, a dict in
-tests). Keys are JSON arrays; every value carries the number `b` of the batch that wrote it:
+No Faust here: the table is any mutable mapping of bytes to bytes (the data of a Faust table in the
+worker, a dict in tests); every write is also returned in `Batch.changelog`, for the caller to publish to
+the table's changelog topic. Keys are JSON arrays; every value carries the number `b` of the batch that
+wrote it:
 
 * `["party", id]`, `["relationship", party, cp]`, … — a fold record: `b NUL data NUL previous` (data
   and previous as JSON, `null` when absent; JSON escapes NUL, so the split is unambiguous), where
@@ -68,6 +70,7 @@ class Batch:
     """What one batch did: its number, the measure messages to publish, rejections and counts."""
 
     number: int
+    changelog: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     measures: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     applied: int = 0
@@ -163,18 +166,25 @@ class ProcessorState:
 
     def _write(self, batch: Batch, firsts: dict[tuple[str, int], int], added: dict[tuple[str, int], list]) -> None:
         for key in self._stale:
-            del self._table[key]
+            self._put(batch, key, None)
         for where, first in firsts.items():
-            self._table[_key(APPLIED, *where, first)] = _dump(
-                {"b": batch.number, "next": self.positions[where], "seen": added[where]})
+            self._put(batch, _key(APPLIED, *where, first),
+                      _dump({"b": batch.number, "next": self.positions[where], "seen": added[where]}))
         for record in self.fold.changed | self._repairs.keys():
             key, data = _key(*record), _dump(get_record(self.fold, record))
             previous = self._repairs[record] if record in self._repairs else self._committed(key)
-            self._table[key] = _record_entry(batch.number, data, previous)
+            self._put(batch, key, _record_entry(batch.number, data, previous))
             if record[0] in MEASURE_KINDS:
                 batch.measures.append((key, None if data == b"null" else data))
         self.fold.changed.clear()
         self._stale, self._repairs = [], {}
+
+    def _put(self, batch: Batch, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._table.pop(key, None)
+        else:
+            self._table[key] = value
+        batch.changelog.append((key, value))
 
     def _committed(self, key: bytes) -> bytes:
         entry = self._table.get(key)

@@ -1,0 +1,33 @@
+"""Many messages to one topic with aiokafka's batch API: one produce request per partition, not per message."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+__all__ = ["Message", "send_batched"]
+
+Message = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value (None: tombstone), headers
+
+
+async def send_batched(producer: AIOKafkaProducer, topic: str, messages: Iterable[Message]) -> list[asyncio.Future]:
+    """Queue `messages` (partitioned like Kafka's default partitioner); return the delivery futures."""
+    partitions = len(await producer.partitions_for(topic))
+    builders: dict[int, BatchBuilder] = {}
+    delivered: list[asyncio.Future] = []
+    for key, value, headers in messages:
+        partition = random.randrange(partitions) if key is None else (murmur2(key) & 0x7FFFFFFF) % partitions
+        builder = builders.get(partition) or producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full: send it
+            delivered.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = producer.create_batch()
+            builder.append(key=key, value=value, timestamp=None, headers=headers)
+        builders[partition] = builder
+    for partition, builder in builders.items():
+        delivered.append(await producer.send_batch(builder, topic, partition=partition))
+    return delivered
