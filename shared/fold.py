@@ -155,7 +155,8 @@ class Fold:
         # ("party", id), ("relationship", party, counterparty), ("order", id), ("customer", id),
         # ("referral", id), ("referred", referral id)
         self.changed: set[tuple[str, ...]] | None = set() if track_changes else None
-        self.parties: dict[str, Party] = {}
+        self.parties: dict[str, Party] = {}  # written through `put_party`, which keeps `direct_reports`
+        self._reports: dict[str, set[str]] = {}
         self.relationships: dict[str, dict[str, Relationship]] = {}
         self.orders: dict[str, Order] = {}
         self.reversed_orders: set[str] = set()
@@ -204,7 +205,7 @@ class Fold:
 
     def _known(self, party_id: str, kind: PartyKind) -> None:
         if party_id not in self.parties:
-            self.parties[sys.intern(party_id)] = Party(kind.value)
+            self.put_party(sys.intern(party_id), Party(kind.value))
             self._touch("party", party_id)
 
     def _registered(self, ts: int, data, key: tuple[str, str]) -> None:
@@ -212,8 +213,8 @@ class Fold:
         registered = (ts, *key)
         if party is not None and party.registered is not None and registered < party.registered:
             return  # an older registration than the one in force
-        self.parties[sys.intern(data.party_id)] = Party(data.kind.value, data.role, data.manager_id, data.tier,
-                                                        data.name, registered)
+        self.put_party(sys.intern(data.party_id), Party(data.kind.value, data.role, data.manager_id, data.tier,
+                                                        data.name, registered))
         self._touch("party", data.party_id)
 
     def _sale(self, ts: int, data, _key: tuple[str, str]) -> None:
@@ -400,10 +401,16 @@ class Fold:
             relationship.add_to(totals, window)
         return totals
 
-    def direct_reports(self) -> dict[str, list[str]]:
-        """Manager id -> its direct reports, from the parties as registered now."""
-        reports: dict[str, list[str]] = {}
-        for party_id, party in self.parties.items():
+    def put_party(self, party_id: str, party: Party | None) -> None:
+        """Set (or, with None, remove) a party, keeping the index of direct reports."""
+        old = self.parties.pop(party_id, None)
+        if old is not None and old.manager_id:
+            self._reports[old.manager_id].discard(party_id)
+        if party is not None:
+            self.parties[party_id] = party
             if party.manager_id:
-                reports.setdefault(party.manager_id, []).append(party_id)
-        return reports
+                self._reports.setdefault(party.manager_id, set()).add(party_id)
+
+    def direct_reports(self) -> dict[str, set[str]]:
+        """Manager id -> its direct reports, from the parties as registered now (read only)."""
+        return self._reports

@@ -107,6 +107,9 @@ def get_record(fold: Fold, key: tuple[str, ...]) -> Any:
 
 def put_record(fold: Fold, key: tuple[str, ...], data: Any) -> None:
     """Set one record from `get_record` data; None removes it."""
+    if key[0] == "party":
+        fold.put_party(key[1], None if data is None else decode_party(data))
+        return
     if key[0] == "relationship":
         records, decode, name = fold.relationships.setdefault(key[1], {}), decode_relationship, key[2]
     else:
