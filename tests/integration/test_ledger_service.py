@@ -11,7 +11,6 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from services.broker.binding import encode, topic_for
-from services.broker.topics import ensure_topics
 from services.ledger.consumer import GROUP, LedgerService
 from services.settings import Settings
 from services.store import LedgerStore, create_engine, create_sessions, migrate
@@ -28,11 +27,8 @@ def party(event_id: str, party_id: str = "rep-1") -> dict:
 
 
 @pytest.fixture
-async def settings(tansu_bootstrap: str, tmp_path) -> Settings:
-    settings = Settings(kafka_bootstrap=tansu_bootstrap, partitions=2, data_dir=tmp_path,
-                        fetch_max_wait_ms=100, _env_file=None)
-    await ensure_topics(settings)
-    return settings
+def settings(broker_settings: Settings) -> Settings:
+    return broker_settings
 
 
 @pytest.fixture
@@ -41,14 +37,6 @@ async def ledger(settings: Settings) -> AsyncIterator[LedgerStore]:
     engine = create_engine(settings.resolved_database_url)
     yield LedgerStore(create_sessions(engine))
     await engine.dispose()
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def publish(producer: AIOKafkaProducer, settings: Settings, raw: dict) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.broker.binding import encode
-from services.broker.topics import DEAD_LETTER, MEASURES, ensure_topics
+from services.broker.topics import DEAD_LETTER, MEASURES
 from services.records import apply_message
 from services.settings import Settings
 from shared.events import EventError, family_of, parse_event
@@ -120,19 +120,8 @@ class Reader:
 
 
 @pytest.fixture
-async def settings(tansu_bootstrap: str, tmp_path: Path) -> Settings:
-    settings = Settings(kafka_bootstrap=tansu_bootstrap, partitions=2, data_dir=tmp_path,
-                        kafka_idempotent_producer=False, _env_file=None)
-    await ensure_topics(settings)
-    return settings
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap)
-    await producer.start()
-    yield producer
-    await producer.stop()
+def settings(broker_settings: Settings) -> Settings:
+    return broker_settings
 
 
 async def reader(settings: Settings, topic: str) -> Reader:

@@ -9,7 +9,20 @@ from shared.payouts import MeasureView, evaluate
 from shared.periods import Period
 from shared.plans import Plan, PlanSet, parse_plans
 
-__all__ = ["pay", "plan_of", "plan_set"]
+__all__ = ["COMMISSION", "pay", "plan_of", "plan_set"]
+
+# SPEC §4's commission: marginal bands on net revenue against a quota of 100 000
+COMMISSION = """
+plan: ae
+applies_to: {kind: workforce}
+quota: 100000
+components:
+  - name: commission
+    type: tiered_rate
+    base: net_revenue
+    mode: marginal
+    tiers: [{upto: 1.0, rate: 0.08}, {upto: 1.5, rate: 0.12}, {rate: 0.15}]
+"""
 
 
 def plan_set(*documents: str) -> PlanSet:

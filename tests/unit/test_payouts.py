@@ -8,19 +8,9 @@ import pytest
 
 from tests.support.events import case, churned, referral, registered, renewed, reversal, sale, survey
 from tests.support.folds import fold_of
-from tests.support.plans import pay
+from tests.support.plans import COMMISSION, pay
 
-TIERED = """
-plan: ae
-applies_to: {kind: workforce}
-quota: 100000
-components:
-  - name: commission
-    type: tiered_rate
-    base: net_revenue
-    mode: MODE
-    tiers: [{upto: 1.0, rate: 0.08}, {upto: 1.5, rate: 0.12}, {rate: 0.15}]
-"""
+TIERED = COMMISSION.replace("mode: marginal", "mode: MODE")
 GATED = TIERED.replace("MODE", "marginal") + "    gate: {measure: retention_rate, window: 90d, min: 0.9}\n"
 
 

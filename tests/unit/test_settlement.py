@@ -13,21 +13,10 @@ from shared.plans import PlanSet
 from shared.settlement import Book, CloseRefused, Settlement
 from tests.support.events import registered, reversal, sale
 from tests.support.folds import fold_of
-from tests.support.plans import plan_set
+from tests.support.plans import COMMISSION, plan_set
 
 CLOSED_AT = datetime(2026, 7, 1, tzinfo=UTC)
-AE_PLAN = """
-plan: ae
-applies_to: {kind: workforce}
-quota: 100000
-components:
-  - name: commission
-    type: tiered_rate
-    base: net_revenue
-    mode: marginal
-    tiers: [{upto: 1.0, rate: 0.08}, {upto: 1.5, rate: 0.12}, {rate: 0.15}]
-clawback: {window_days: 30}
-"""
+AE_PLAN = COMMISSION + "clawback: {window_days: 30}\n"
 PARTNER_PLAN = """
 plan: partner
 applies_to: {kind: partner}
