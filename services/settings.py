@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     kafka_idempotent_producer: bool = Field(default=True, description="use idempotent Kafka producers")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    processor_web_port: int = 6066
     currency: str = "USD"
     provider_id: str = "provider"
     measures_debounce_ms: int = 200

@@ -17,6 +17,7 @@ from faust.types import StreamT
 from services.broker.batches import Message, send_batched
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
 from services.processor.state import MARKER, Batch, Inbound, ProcessorState
+from services.processor.web import Status
 from services.settings import Settings
 
 __all__ = ["MAX_BATCH", "dead_letter_headers", "fold_agent", "inbound"]
@@ -40,7 +41,7 @@ def dead_letter_headers(message: Inbound, reason: str) -> list[tuple[str, bytes]
             ("source_offset", str(message.offset).encode())]
 
 
-def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_letter: str
+def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_letter: str, status: Status
                ) -> Callable[[StreamT], Coroutine[Any, Any, None]]:
     """The agent function: fold each batch into the table, publish its measures and rejections, mark it complete.
 
@@ -75,6 +76,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
             async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
                 if rolled_back is None:  # the first batch comes after Faust's table recovery
                     rolled_back = state.restore()
+                    status.restored = True
                     gc.freeze()  # the fold's many small objects need no scanning by the collector
                     log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
                              len(state.seen), rolled_back)
@@ -87,6 +89,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
                 if batch.newest_timestamp_s is not None:
                     LAG_SECONDS.set(max(0.0, time.time() - batch.newest_timestamp_s))
         finally:
+            status.stopped = True
             await producer.stop()
 
     return fold

@@ -10,6 +10,7 @@ import faust
 from services.broker.topics import DEAD_LETTER, MEASURES, ensure_topics, inbound_topics
 from services.processor.agent import fold_agent
 from services.processor.transport import ProcessorApp
+from services.processor.web import Status, add_ops_pages
 from services.settings import Settings
 
 __all__ = ["STATE_TABLE", "app_id", "create_app", "run_worker"]
@@ -32,7 +33,8 @@ def create_app(settings: Settings) -> faust.App:
         app_id(settings), broker=f"kafka://{settings.resolved_kafka_bootstrap}", store="memory://",
         fetch_max_wait_ms=settings.fetch_max_wait_ms, idempotent_producer=settings.kafka_idempotent_producer,
         topic_partitions=settings.partitions, topic_replication_factor=settings.replication_factor,
-        datadir=str(settings.data_dir / "processor"), web_enabled=False, autodiscover=False,
+        datadir=str(settings.data_dir / "processor"), web_enabled=True, web_port=settings.processor_web_port,
+        web_bind=settings.api_host, web_host=settings.api_host, autodiscover=False,
         table_standby_replicas=0, consumer_auto_offset_reset="earliest",
         broker_session_timeout=SESSION_TIMEOUT_S, broker_heartbeat_interval=HEARTBEAT_INTERVAL_S)
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -40,7 +42,9 @@ def create_app(settings: Settings) -> faust.App:
     table = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions,
                       use_partitioner=True)
     source = app.topic(*inbound_topics(settings), partitions=settings.partitions, **raw)
-    agent = fold_agent(settings, table, settings.topic(MEASURES), settings.topic(DEAD_LETTER))
+    status = Status()
+    add_ops_pages(app, status)
+    agent = fold_agent(settings, table, settings.topic(MEASURES), settings.topic(DEAD_LETTER), status)
     app.agent(source, name="fold", concurrency=1)(agent)
     return app
 

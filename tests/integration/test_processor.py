@@ -14,10 +14,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.broker.binding import encode
+from services.broker.embedded import free_port
 from services.broker.topics import DEAD_LETTER, MEASURES
 from services.records import apply_message
 from services.settings import Settings
@@ -82,9 +84,11 @@ class Processor:
     """`python -m services.processor` as a child process, its output in a file."""
 
     def __init__(self, settings: Settings, log: IO[bytes]) -> None:
+        self.web_port = free_port()
         env = {**os.environ, "CONVERGENCE_KAFKA_BOOTSTRAP": settings.resolved_kafka_bootstrap,
                "CONVERGENCE_KAFKA_IDEMPOTENT_PRODUCER": "false", "CONVERGENCE_DATA_DIR": str(settings.data_dir),
-               "CONVERGENCE_PARTITIONS": str(settings.partitions)}
+               "CONVERGENCE_PARTITIONS": str(settings.partitions),
+               "CONVERGENCE_PROCESSOR_WEB_PORT": str(self.web_port)}
         self.process = subprocess.Popen([sys.executable, "-m", "services.processor"], env=env,
                                         stdout=log, stderr=subprocess.STDOUT)
 
@@ -166,7 +170,7 @@ async def test_processor_publishes_the_reference_measures_and_dead_letters_poiso
     await producer.send_and_wait(settings.topic("events.sales"), value, key=key, headers=headers)
     measures, dead = await reader(settings, MEASURES), await reader(settings, DEAD_LETTER)
     try:
-        start_processor()
+        processor = start_processor()
 
         async def done() -> bool:
             await measures.poll()
@@ -185,6 +189,9 @@ async def test_processor_publishes_the_reference_measures_and_dead_letters_poiso
     assert Counter(reason.split(":", 1)[0] for reason in reasons) == rejected + Counter(
         {"invalid event": 1, "wrong topic": 1}), reasons  # the garbage and the party event on the sales topic
     assert all(dict(record.headers)["source_topic"].startswith(b"convergence.events.") for record in dead.records)
+    metrics = httpx.get(f"http://127.0.0.1:{processor.web_port}/metrics").text
+    assert 'convergence_processor_events_total{outcome="dead_letter"} ' in metrics
+    assert httpx.get(f"http://127.0.0.1:{processor.web_port}/healthz").status_code == 200
 
 
 async def test_processor_killed_mid_stream_resumes_without_losing_or_double_counting(

@@ -66,6 +66,7 @@ def running_system(tmp: Path, plans_dir: Path, database_url: str | None = None) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVERGENCE_")}
     env.update({"CONVERGENCE_DATA_DIR": str(tmp / "data"), "CONVERGENCE_PLANS_DIR": str(plans_dir),
                 "CONVERGENCE_API_PORT": str(api_port), "CONVERGENCE_EMBEDDED_KAFKA_PORT": str(kafka_port),
+                "CONVERGENCE_PROCESSOR_WEB_PORT": str(free_port()),
                 "PYTHONUNBUFFERED": "1"})
     if database_url:
         env["CONVERGENCE_DATABASE_URL"] = database_url
