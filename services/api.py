@@ -10,15 +10,14 @@ from fastapi import FastAPI
 from services.demo.dashboard import dashboard_router
 from services.ingest.app import ingest_lifespan
 from services.ingest.routes import router as ingest_router
-from services.ledger.consumer import LedgerService
+from services.ledger.app import ledger_lifespan
 from services.query.app import query_lifespan
 from services.query.routes import router as query_router
 from services.settings import Settings
 from services.settlement.app import settlement_lifespan
 from services.settlement.routes import router as settlement_router
 from services.store.database import opened_database
-from services.store.ledger import LedgerStore
-from services.web import add_health_check, service_app
+from services.web import service_app
 from shared.plans import PlanSet
 
 __all__ = ["create_api"]
@@ -31,14 +30,7 @@ def create_api(settings: Settings, plans: PlanSet, dashboard_token: str | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             sessions = await stack.enter_async_context(opened_database(settings.resolved_database_url))
-            ledger = LedgerService(settings, LedgerStore(sessions))
-            await ledger.start()
-            stack.push_async_callback(ledger.stop)
-
-            async def ledger_running() -> bool:
-                return ledger.healthy
-
-            add_health_check(app, "ledger", ledger_running)
+            ledger = await stack.enter_async_context(ledger_lifespan(app, sessions))
             await stack.enter_async_context(ingest_lifespan(app, sessions))
             await stack.enter_async_context(query_lifespan(app, plans))
             await stack.enter_async_context(settlement_lifespan(

@@ -164,6 +164,6 @@ def processor() -> None:
 @app.command()
 def ledger() -> None:
     """Run the ledger alone: inbound topics into the database."""
-    from services.ledger.run import run_ledger
+    from services.ledger.app import create_app
 
-    run_ledger(Settings())
+    _serve_app(create_app)

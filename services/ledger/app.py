@@ -1,0 +1,46 @@
+"""The ledger service: its consumer opened in a lifespan, and the app to run it alone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.broker.topics import ensure_topics
+from services.ledger.consumer import LedgerService
+from services.settings import Settings
+from services.store.database import opened_database
+from services.store.ledger import LedgerStore
+from services.web import add_health_check, service_app
+
+__all__ = ["create_app", "ledger_lifespan"]
+
+
+@asynccontextmanager
+async def ledger_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[LedgerService]:
+    """Append the inbound topics to the ledger while the app runs; `/healthz` fails if the loop stops."""
+    service = LedgerService(app.state.settings, LedgerStore(sessions))
+    await service.start()
+
+    async def appending() -> bool:
+        return service.healthy
+
+    add_health_check(app, "ledger", appending)
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ledger alone, with `/healthz` and `/metrics`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings)
+        async with opened_database(settings.resolved_database_url) as sessions, ledger_lifespan(app, sessions):
+            yield
+
+    return service_app("Convergence ledger", settings, lifespan)
