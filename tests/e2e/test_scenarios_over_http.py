@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from services.plan_files import load_plans
+from shared.money import render
+from shared.payouts import MeasureView
+from shared.periods import Period
+from shared.replay import Replay
 from tests.support.databases import database_urls
 from tests.support.scenarios import Scenario, assert_matches_expected, load_scenario
 from tests.support.system import running_system
@@ -82,6 +88,23 @@ async def _dead_lettered(bootstrap: str) -> dict[tuple[str, str], str]:
         await consumer.stop()
 
 
+def _assert_live_scorecards_equal_the_replay(client: httpx.Client, scenario: Scenario, period: str) -> None:
+    """Every scorecard metric served live equals the same measure computed by `convergence replay`'s code."""
+    steps = [json.loads(line, parse_float=Decimal) for line in scenario.steps_path.read_text().splitlines()]
+    replay = Replay(load_plans(scenario.plans_dir)).run(steps, clock=lambda: datetime.now(UTC))
+    view = MeasureView(replay.fold, Period.parse(period), Period.parse(period).end_ts)
+    compared = 0
+    for party_id, party in sorted(replay.fold.parties.items()):
+        for card in replay.plans.scorecards_for(party_id, party):
+            response = client.get(f"/v1/scorecards/{party_id}", params={"period": period})
+            assert response.status_code == 200, response.text
+            for metric in response.json()["metrics"]:
+                mine = render(view.value(party_id, metric["measure"], metric["window"]))
+                assert _same(metric["value"], mine), (party_id, card.scorecard, metric, mine)
+                compared += 1
+    assert compared, "no scorecard metric was compared"
+
+
 def _steps_of(scenario: Scenario, keys: set[tuple[str, str]]) -> list[int]:
     steps = [json.loads(line) for line in scenario.steps_path.read_text().splitlines()]
     return [i for i, step in enumerate(steps) if (step.get("source"), step.get("id")) in keys]
@@ -98,6 +121,7 @@ async def _run_story(name: str, database: str, tmp_path: Path) -> None:
                 assert response.status_code == 200, response.text
                 closes[period] = {s["party_id"]: _statement(s) for s in response.json()["statements"] if s["lines"]}
             measures = _live_measures(client, scenario.expected["measures"])
+            _assert_live_scorecards_equal_the_replay(client, scenario, measures["period"])
             conflicts = _steps_of(scenario, set(await _dead_lettered(system.bootstrap)))
             actual = {"closes": closes, "rejected_steps": sorted(refused + conflicts), "duplicates": duplicates,
                       "measures": measures}
