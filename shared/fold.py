@@ -303,11 +303,9 @@ class Fold:
             customer = self.customers[customer_id] = Customer()
         self._touch("customer", customer_id)
         insort(customer.retention, (ts, slot, data.arr), key=lambda event: event[0])
-        at = bisect_right(customer.sales, ts, key=lambda sale: sale[0])
         day, parts = self._day(ts), _at(slot, data.arr)
-        if at:
-            for owner in self.orders[customer.sales[at - 1][1]].owners:
-                self._add(owner, customer_id, day, parts)
+        for owner in self.owners_at(customer_id, ts):
+            self._add(owner, customer_id, day, parts)
         self._add(customer_id, self.provider_id, day, parts)
 
     def _renewed(self, ts: int, data, _key: tuple[str, str]) -> None:
@@ -400,6 +398,12 @@ class Fold:
         for relationship in mine.values():
             relationship.add_to(totals, window)
         return totals
+
+    def owners_at(self, customer_id: str, ts: int) -> list[str]:
+        """The customer's owners at event time `ts`: those of its most recent sale at or before it."""
+        customer = self.customers.get(customer_id)
+        at = 0 if customer is None else bisect_right(customer.sales, ts, key=lambda sale: sale[0])
+        return self.orders[customer.sales[at - 1][1]].owners if at else []
 
     def put_party(self, party_id: str, party: Party | None) -> None:
         """Set (or, with None, remove) a party, keeping the index of direct reports."""

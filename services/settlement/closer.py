@@ -11,6 +11,7 @@ from datetime import datetime
 
 from services.broker.binding import loads
 from services.settings import Settings
+from services.settlement.lineage import events_behind
 from services.settlement.metrics import CLOSE_SECONDS
 from services.store.ledger import LedgerStore
 from services.store.settlements import SettlementStore
@@ -57,6 +58,16 @@ class Closer:
             CLOSE_SECONDS.observe(time.perf_counter() - started)
         await self._announce(settlement)
         return settlement
+
+    async def events_behind(self, period: str, party_id: str) -> list[dict] | None:
+        """Each line of a frozen statement with the ledger events behind it; None if there is no statement."""
+        async with self._lock:
+            await self._follow_ledger(await self._ledger.last_seq())
+            settled = {r.period: (settlement_from_data(json.loads(r.body)), r.event_seq)
+                       for r in await self._settlements.all()}
+            if period not in settled or party_id not in settled[period][0].statements:
+                return None
+            return await events_behind(party_id, period, settled, self._fold, self._ledger, self._settings.currency)
 
     async def _wait_for_accepted(self, until: datetime, poll_s: float = 0.05) -> None:
         """Wait until every event acknowledged over HTTP by `until` is in the ledger.

@@ -74,6 +74,17 @@ async def get_statement(period: str, party_id: str, closer: CloserDep, store: Se
     return StatementOut.of(statement)
 
 
+@router.get("/settlements/{period}/statements/{party_id}/events",
+            dependencies=[Depends(require("settlements:read"))])
+async def get_statement_events(period: str, party_id: str, closer: CloserDep) -> dict:
+    """The ids of the ledger events behind each line of one party's frozen statement."""
+    _period(period)
+    lines = await closer.events_behind(period, party_id)
+    if lines is None:
+        raise ApiError(404, f"no statement for {party_id} in {period}")
+    return {"period": period, "party_id": party_id, "lines": lines}
+
+
 @router.post("/settlements/{period}/approve", response_model=SettlementOut,
              dependencies=[Depends(require("settlements:approve"))])
 async def approve(period: str, closer: CloserDep, store: SettlementsDep, clock: ClockDep) -> SettlementOut:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -105,6 +105,26 @@ def _assert_live_scorecards_equal_the_replay(client: httpx.Client, scenario: Sce
     assert compared, "no scorecard metric was compared"
 
 
+def _assert_lines_list_their_events(client: httpx.Client, scenario: Scenario, period: str, party: str) -> None:
+    """The commission line lists every sale credited to the party in the period, and only events of the
+    windows it read (the period, and 90 days back for its retention gate)."""
+    response = client.get(f"/v1/settlements/{period}/statements/{party}/events")
+    assert response.status_code == 200, response.text
+    [line] = [x for x in response.json()["lines"] if x["component"] == "commission" and x["kind"] == "payout"]
+    listed = {(e["source"], e["id"]) for e in line["events"]}
+    steps = {(s["source"], s["id"]): s for s in map(json.loads, scenario.steps_path.read_text().splitlines())
+             if "id" in s}
+    start, end = Period.parse(period).start, Period.parse(period).end
+
+    def when(key: tuple[str, str]) -> datetime:
+        return datetime.fromisoformat(steps[key]["time"])
+
+    sold = {key for key, s in steps.items() if s["type"] == "sale.closed" and start <= when(key) < end
+            and any(c["party_id"] == party for c in s["data"]["credits"])}
+    assert sold and sold <= listed, sorted(sold - listed)
+    assert all(end - timedelta(days=90) <= when(key) < end for key in listed), sorted(listed)
+
+
 def _steps_of(scenario: Scenario, keys: set[tuple[str, str]]) -> list[int]:
     steps = [json.loads(line) for line in scenario.steps_path.read_text().splitlines()]
     return [i for i, step in enumerate(steps) if (step.get("source"), step.get("id")) in keys]
@@ -122,6 +142,7 @@ async def _run_story(name: str, database: str, tmp_path: Path) -> None:
                 closes[period] = {s["party_id"]: _statement(s) for s in response.json()["statements"] if s["lines"]}
             measures = _live_measures(client, scenario.expected["measures"])
             _assert_live_scorecards_equal_the_replay(client, scenario, measures["period"])
+            _assert_lines_list_their_events(client, scenario, closed[0], "ae-1")
             conflicts = _steps_of(scenario, set(await _dead_lettered(system.bootstrap)))
             actual = {"closes": closes, "rejected_steps": sorted(refused + conflicts), "duplicates": duplicates,
                       "measures": measures}

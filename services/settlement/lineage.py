@@ -1,0 +1,78 @@
+"""The ledger events behind each line of a frozen statement.
+
+A payout line's events are those ingested by its close that feed the party (or, for a `/team` measure,
+its direct reports) inside a window the line read; a clawback's are the reversals of its order in the
+period; an adjustment's are the events ingested after the corrected period closed, inside its windows.
+Lookups (an order's parties, a customer's owners) use the ledger as it is now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.broker.binding import loads
+from services.store.ledger import LedgerStore
+from shared.events import parse_event
+from shared.fold import Fold
+from shared.lineage import fed_parties
+from shared.periods import DAY_US, Period, Window
+from shared.settlement import Line, Settlement
+
+__all__ = ["events_behind"]
+
+
+@dataclass(frozen=True)
+class _Criterion:
+    """Events with seq in (after, upto], a day in one of `windows`, feeding one of `parties`."""
+
+    after: int
+    upto: int
+    windows: tuple[Window, ...]
+    parties: frozenset[str]
+    order_id: str | None = None
+
+    def admits(self, seq: int, event, fed: set[str]) -> bool:
+        if not self.after < seq <= self.upto or not any(w.contains(event.ts // DAY_US) for w in self.windows):
+            return False
+        if self.order_id is not None:
+            return event.type == "sale.reversed" and event.data.order_id == self.order_id
+        return bool(fed & self.parties)
+
+
+def _criterion(line: Line, party_id: str, fold: Fold, settled: dict[str, tuple[Settlement, int]],
+               period: str) -> _Criterion:
+    which = Period.parse(line.corrects or period)
+    upto = settled[period][1]
+    after = settled[line.corrects][1] if line.corrects else 0
+    labels = line.measures
+    if line.corrects:  # an adjustment reads what the corrected period's own line read
+        own = settled[line.corrects][0].statements.get(party_id)
+        labels = next((x.measures for x in own.lines if (x.plan, x.component) == (line.plan, line.component)),
+                      {}) if own else {}
+    read = [label for label in labels if "@" in label]  # "measure@window" or "measure@window/team"
+    names = {label.split("@", 1)[1].removesuffix("/team") for label in read} or {"period"}
+    parties = {party_id} if not read or any(not label.endswith("/team") for label in read) else set()
+    if any(label.endswith("/team") for label in read):
+        parties |= fold.direct_reports().get(party_id, set())
+    windows = tuple(Window.of(name, which, which.end_ts) for name in sorted(names))
+    order_id = line.measures.get("order_id") if line.kind == "clawback" else None
+    return _Criterion(after, upto, windows, frozenset(parties), order_id)
+
+
+async def events_behind(party_id: str, period: str, settled: dict[str, tuple[Settlement, int]], fold: Fold,
+                        ledger: LedgerStore, currency: str) -> list[dict]:
+    """Each line of the party's statement in `period` with the (source, id) of the events behind it.
+
+    `settled`: every closed period -> (its settlement, the last ledger seq its close included).
+    """
+    statement = settled[period][0].statements[party_id]
+    criteria = [_criterion(line, party_id, fold, settled, period) for line in statement.lines]
+    found: list[list[dict]] = [[] for _ in criteria]
+    async for stored in ledger.iter_events(up_to_seq=max((c.upto for c in criteria), default=0)):
+        event = parse_event(loads(stored.body), currency)
+        fed = fed_parties(event, fold)
+        for index, criterion in enumerate(criteria):
+            if criterion.admits(stored.seq, event, fed):
+                found[index].append({"source": event.source, "id": event.id})
+    return [{"plan": line.plan, "component": line.component, "kind": line.kind, "corrects": line.corrects,
+             "amount": str(line.amount), "events": events} for line, events in zip(statement.lines, found, strict=True)]
