@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from shared.events import EventError, parse_event
@@ -18,20 +17,16 @@ from shared.settlement import Book, CloseRefused, Settlement, Statement
 __all__ = ["Replay", "statement_json"]
 
 
-def _amount(value: Decimal) -> str:
-    return str(value)
-
-
 def statement_json(statement: Statement) -> dict[str, Any]:
     """A statement in the shape of the scenarios' `expected.json`."""
     lines = []
     for line in statement.lines:
         row = {"plan": line.plan, "component": line.component, "currency": line.currency, "kind": line.kind,
-               "amount": _amount(line.amount)}
+               "amount": str(line.amount)}
         if line.corrects:
             row["corrects"] = line.corrects
         lines.append(row)
-    return {"lines": lines, "total": {cur: _amount(amount) for cur, amount in statement.totals.items()}}
+    return {"lines": lines, "total": {cur: str(amount) for cur, amount in statement.totals.items()}}
 
 
 def _settlement_json(settlement: Settlement) -> dict[str, Any]:

@@ -86,6 +86,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
                 EVENTS.labels("applied").inc(batch.applied)
                 EVENTS.labels("duplicate").inc(batch.duplicates)
                 EVENTS.labels("dead_letter").inc(len(batch.rejected))
+                EVENTS.labels("replayed").inc(batch.replayed)
                 if batch.newest_timestamp_s is not None:
                     LAG_SECONDS.set(max(0.0, time.time() - batch.newest_timestamp_s))
         finally:

@@ -8,7 +8,7 @@ __all__ = ["BATCH_SECONDS", "EVENTS", "LAG_SECONDS"]
 
 _PROCESSOR = {"namespace": "convergence", "subsystem": "processor"}
 
-EVENTS = Counter("events", "Inbound messages by outcome (applied|duplicate|dead_letter).", ["outcome"],
+EVENTS = Counter("events", "Inbound messages by outcome (applied|duplicate|dead_letter|replayed).", ["outcome"],
                  **_PROCESSOR)
 BATCH_SECONDS = Histogram("batch_seconds", "Time to fold one batch and hand its writes to the producer.",
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
