@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     provider_id: str = "provider"
     measures_debounce_ms: int = 200
     close_catch_up_timeout_s: float = 60.0
+    close_grace_hours: float | None = Field(default=None, description="close each period this long after it ends")
     auth: bool = Field(default=True, description="require bearer tokens on writes and reads of money")
 
     @property

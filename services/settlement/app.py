@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.broker.topics import SETTLEMENTS, ensure_topics, inbound_topics
 from services.ledger.consumer import wait_caught_up
 from services.settings import Settings
+from services.settlement.autoclose import closing_automatically
 from services.settlement.closer import Closer
 from services.settlement.routes import router
 from services.store.database import opened_database, reachable
@@ -68,7 +69,12 @@ async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSe
     app.state.closer = Closer(settings, plans, ledger, app.state.settlements, catch_up,
                               _announcer(settings, producer), app.state.clock)
     try:
-        yield
+        if settings.close_grace_hours is None:
+            yield
+        else:
+            async with closing_automatically(app.state.closer, plans, timedelta(hours=settings.close_grace_hours),
+                                             app.state.clock):
+                yield
     finally:
         await watcher.stop()
         await producer.stop()

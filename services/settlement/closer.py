@@ -59,6 +59,9 @@ class Closer:
         await self._announce(settlement)
         return settlement
 
+    async def closed_periods(self) -> set[str]:
+        return {record.period for record in await self._settlements.all()}
+
     async def events_behind(self, period: str, party_id: str) -> list[dict] | None:
         """Each line of a frozen statement with the ledger events behind it; None if there is no statement."""
         async with self._lock:

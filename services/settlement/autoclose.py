@@ -1,0 +1,53 @@
+"""Closing periods automatically, `close_grace_hours` after they end (SPEC §5.1), when configured."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+
+from services.settlement.closer import Closer
+from shared.periods import Period, ts_of
+from shared.plans import PlanSet
+
+__all__ = ["closing_automatically", "due_periods"]
+
+log = logging.getLogger(__name__)
+
+
+def due_periods(plans: PlanSet, closed: set[str], now: datetime, grace: timedelta) -> list[Period]:
+    """Periods to close now, in order: for each period kind the plans use, every period after the last
+    closed one whose end is at least `grace` ago (only the latest such period when none was ever closed)."""
+    due: list[Period] = []
+    for kind in sorted({plan.period for plan in plans.plans}):
+        latest = Period.containing(ts_of(now - grace), kind)
+        latest = Period.containing(latest.start_ts - 1, kind)  # the last period that has ended
+        done = sorted(p for p in map(Period.parse, closed) if p.kind == kind)
+        period = done[-1].next() if done else latest
+        while period <= latest:
+            due.append(period)
+            period = period.next()
+    return due
+
+
+@contextlib.asynccontextmanager
+async def closing_automatically(closer: Closer, plans: PlanSet, grace: timedelta, clock: Callable[[], datetime],
+                                every_s: float = 60.0) -> AsyncIterator[None]:
+    """While the block runs, close every due period once a minute."""
+
+    async def loop() -> None:
+        while True:
+            for period in due_periods(plans, await closer.closed_periods(), clock(), grace):
+                log.info("closing %s automatically", period)
+                await closer.close(period)
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(loop(), name="autoclose")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
