@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from shared.fold import Fold
+from shared.fold import Fold, Party
 from shared.money import ZERO, round_money
 from shared.payouts import MeasureView, evaluate
 from shared.periods import DAY_US, Period
 from shared.plans import PlanSet, TieredRate
 
-__all__ = ["Book", "CloseRefused", "Line", "Settlement", "Statement", "settlement_from_data", "settlement_to_data"]
+__all__ = ["Book", "CloseRefused", "Line", "Settlement", "Statement", "payout_lines", "settlement_from_data",
+           "settlement_to_data"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ class Settlement:
         return totals
 
 
+def payout_lines(plans: PlanSet, party_id: str, party: Party, view: MeasureView) -> list[Line]:
+    """One rounded payout line per component of the party's plans of the view's period kind."""
+    return [Line(payout.plan, payout.component, payout.currency, "payout", round_money(payout.amount, payout.currency),
+                 exact=payout.amount, base=payout.base, measures=payout.measures, events=payout.events)
+            for plan in plans.plans_for(party_id, party, view.period.kind)
+            for payout in evaluate(plan, party_id, view)]
+
+
 class CloseRefused(ValueError):
     """A close that would break the order of periods (HTTP 409)."""
 
@@ -110,12 +119,7 @@ class Book:
         view = MeasureView(fold, period, period.end_ts)
         statements: defaultdict[str, list[Line]] = defaultdict(list)
         for party_id, party in fold.parties.items():
-            for plan in plans.plans_for(party_id, party, period.kind):
-                for payout in evaluate(plan, party_id, view):
-                    statements[party_id].append(Line(
-                        payout.plan, payout.component, payout.currency, "payout",
-                        round_money(payout.amount, payout.currency), exact=payout.amount, base=payout.base,
-                        measures=payout.measures, events=payout.events))
+            statements[party_id].extend(payout_lines(plans, party_id, party, view))
         for party_id, line in self._clawbacks(fold, plans, period):
             statements[party_id].append(line)
         return statements

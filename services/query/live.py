@@ -8,12 +8,11 @@ from decimal import Decimal
 
 from shared.fold import Fold, Party
 from shared.measures import measure_values
-from shared.money import round_money
-from shared.payouts import MeasureView, evaluate
+from shared.payouts import MeasureView
 from shared.periods import Period, ts_of
 from shared.plans import PlanSet, Scorecard
 from shared.scorecards import Score, score
-from shared.settlement import Line, Statement
+from shared.settlement import Statement, payout_lines
 
 __all__ = ["as_of", "counterparties", "default_period", "ranking", "relationship_measures", "scorecard",
            "statement", "view_of"]
@@ -37,13 +36,7 @@ def default_period(plans: PlanSet, party_id: str, party: Party | None, now: date
 
 def statement(plans: PlanSet, party_id: str, party: Party, view: MeasureView) -> Statement:
     """What the party's plans of the view's period kind pay so far, one rounded line per component."""
-    lines = tuple(
-        Line(payout.plan, payout.component, payout.currency, "payout",
-             round_money(payout.amount, payout.currency), exact=payout.amount, base=payout.base,
-             measures=payout.measures, events=payout.events)
-        for plan in plans.plans_for(party_id, party, view.period.kind)
-        for payout in evaluate(plan, party_id, view))
-    return Statement(party_id, party.kind, lines)
+    return Statement(party_id, party.kind, tuple(payout_lines(plans, party_id, party, view)))
 
 
 def scorecard(plans: PlanSet, party_id: str, party: Party, view: MeasureView) -> Score | None:
