@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from services.auth import require
+from services.broker.batches import Message, send_batched
 from services.broker.binding import encode, topic_for
 from services.ingest.deps import IngestKeysDep, ProducerDep
 from services.ingest.http_binding import BATCH, MAX_BATCH, STRUCTURED, BindingError, parse_request
@@ -55,10 +57,11 @@ def _validate(raws: list[Any], settings: Settings) -> list[Event]:
 
 
 async def _publish(producer: AIOKafkaProducer, events: list[Event], settings: Settings) -> None:
-    sent = []
-    for event in events:  # queue everything first: the producer batches, one wait for all acks
-        key, value, headers = encode(event)
-        sent.append(await producer.send(topic_for(event.type, settings), value, key=key, headers=headers))
+    by_topic: defaultdict[str, list[Message]] = defaultdict(list)
+    for event in events:
+        by_topic[topic_for(event.type, settings)].append(encode(event))
+    sent = [future for topic, messages in by_topic.items()  # one request per partition, one wait for all acks
+            for future in await send_batched(producer, topic, messages)]
     outcomes = await asyncio.gather(*sent, return_exceptions=True)  # every ack, even after a failure
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if failures:
