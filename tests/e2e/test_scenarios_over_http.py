@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.plan_files import load_plans
+from shared.events import EventError, parse_event
 from shared.money import render
 from shared.payouts import MeasureView
 from shared.periods import Period
@@ -112,17 +114,19 @@ def _assert_lines_list_their_events(client: httpx.Client, scenario: Scenario, pe
     assert response.status_code == 200, response.text
     [line] = [x for x in response.json()["lines"] if x["component"] == "commission" and x["kind"] == "payout"]
     listed = {(e["source"], e["id"]) for e in line["events"]}
-    steps = {(s["source"], s["id"]): s for s in map(json.loads, scenario.steps_path.read_text().splitlines())
-             if "id" in s}
+    events = {}  # every valid event that arrived before that close
+    for text in scenario.steps_path.read_text().splitlines():
+        step = json.loads(text, parse_float=Decimal)
+        if step.get("action") == "close" and step.get("period") == period:
+            break
+        with contextlib.suppress(EventError):
+            event = parse_event(step)
+            events[event.key] = event
     start, end = Period.parse(period).start, Period.parse(period).end
-
-    def when(key: tuple[str, str]) -> datetime:
-        return datetime.fromisoformat(steps[key]["time"])
-
-    sold = {key for key, s in steps.items() if s["type"] == "sale.closed" and start <= when(key) < end
-            and any(c["party_id"] == party for c in s["data"]["credits"])}
+    sold = {key for key, event in events.items() if event.type == "sale.closed" and start <= event.time < end
+            and any(credit.party_id == party for credit in event.data.credits)}
     assert sold and sold <= listed, sorted(sold - listed)
-    assert all(end - timedelta(days=90) <= when(key) < end for key in listed), sorted(listed)
+    assert all(end - timedelta(days=90) <= events[key].time < end for key in listed), sorted(listed)
 
 
 def _steps_of(scenario: Scenario, keys: set[tuple[str, str]]) -> list[int]:
