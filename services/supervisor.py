@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 
+from services.background import running
 from services.settings import Settings
 
 __all__ = ["settings_env", "supervised"]
@@ -42,13 +43,10 @@ async def _keep_running(name: str, args: list[str], env: dict[str, str], procs: 
 async def supervised(name: str, args: list[str], settings: Settings) -> AsyncIterator[None]:
     """Run `python ARGS` with `settings` for as long as the block runs; stop it cleanly on exit."""
     procs: list[asyncio.subprocess.Process] = []
-    task = asyncio.create_task(_keep_running(name, args, settings_env(settings), procs), name=name)
     try:
-        yield
+        async with running(_keep_running(name, args, settings_env(settings), procs), name):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         for process in procs:
             if process.returncode is None:
                 process.terminate()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from aiokafka import AIOKafkaConsumer
+
+from services.background import cancel_and_wait
 
 __all__ = ["stop_consuming"]
 
@@ -14,9 +15,7 @@ async def stop_consuming(task: asyncio.Task | None, consumer: AIOKafkaConsumer |
     """Cancel `task` (re-raising what made it fail, if it did), then close `consumer`."""
     try:
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
     finally:
         if consumer is not None:
             await consumer.stop()

@@ -10,10 +10,9 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.broker.topics import ensure_topics
 from services.ingest.routes import router
+from services.lifespans import standalone
 from services.settings import Settings
-from services.store.database import opened_database
 from services.store.keys import IngestKeys
 from services.web import add_health_check, service_app
 
@@ -46,10 +45,4 @@ async def ingest_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSessio
 def create_app(settings: Settings) -> FastAPI:
     """The ingest service alone: `POST /v1/events`, `/healthz` and `/metrics`, on a migrated database."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings)
-        async with opened_database(settings.resolved_database_url) as sessions, ingest_lifespan(app, sessions):
-            yield
-
-    return service_app("Convergence ingest", settings, lifespan, router)
+    return service_app("Convergence ingest", settings, standalone(settings, ingest_lifespan), router)

@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.broker.topics import ensure_topics
 from services.ledger.consumer import LedgerService
+from services.lifespans import standalone
 from services.settings import Settings
-from services.store.database import opened_database
 from services.store.ledger import LedgerStore
 from services.web import add_health_check, service_app
 
@@ -37,10 +36,4 @@ async def ledger_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSessio
 def create_app(settings: Settings) -> FastAPI:
     """The ledger alone, with `/healthz` and `/metrics`."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings)
-        async with opened_database(settings.resolved_database_url) as sessions, ledger_lifespan(app, sessions):
-            yield
-
-    return service_app("Convergence ledger", settings, lifespan)
+    return service_app("Convergence ledger", settings, standalone(settings, ledger_lifespan))

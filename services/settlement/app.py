@@ -11,13 +11,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.broker.topics import SETTLEMENTS, ensure_topics, inbound_topics
+from services.broker.topics import SETTLEMENTS, inbound_topics
 from services.ledger.consumer import wait_caught_up
+from services.lifespans import standalone
 from services.settings import Settings
 from services.settlement.autoclose import closing_automatically
 from services.settlement.closer import Closer
 from services.settlement.routes import router
-from services.store.database import opened_database, reachable
+from services.store.database import reachable
 from services.store.ledger import LedgerStore
 from services.store.settlements import SettlementStore
 from services.web import add_health_check, service_app
@@ -83,11 +84,5 @@ async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSe
 def create_app(settings: Settings, plans: PlanSet) -> FastAPI:
     """The settlement service alone, on a migrated database, with the ledger running elsewhere."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings)
-        async with opened_database(settings.resolved_database_url) as sessions, \
-                settlement_lifespan(app, sessions, plans):
-            yield
-
+    lifespan = standalone(settings, lambda app, sessions: settlement_lifespan(app, sessions, plans))
     return service_app("Convergence settlement", settings, lifespan, router)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
+from services.background import running
 from services.settlement.closer import Closer
 from shared.periods import Period, ts_of
 from shared.plans import PlanSet
@@ -44,10 +45,5 @@ async def closing_automatically(closer: Closer, plans: PlanSet, grace: timedelta
                 await closer.close(period)
             await asyncio.sleep(every_s)
 
-    task = asyncio.create_task(loop(), name="autoclose")
-    try:
+    async with running(loop(), "autoclose"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

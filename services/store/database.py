@@ -60,7 +60,16 @@ def insert_for(session: AsyncSession, table: Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+MIGRATION_LOCK = 0x434F4E56  # any fixed key: services starting together migrate one after the other
+
+
 def _upgrade(connection: Connection) -> None:
+    # Several services may migrate one database at once (each does at start): take the database's write
+    # lock first, so the others wait and then find the schema at head.
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection

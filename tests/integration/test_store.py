@@ -44,6 +44,11 @@ async def stored_bodies(ledger: LedgerStore) -> list[str]:
     return [entry.body async for entry in ledger.iter_events()]
 
 
+async def test_services_migrating_one_database_at_once_all_succeed(database_url: str) -> None:
+    await asyncio.gather(*(migrate(database_url) for _ in range(4)))
+    await migrate(database_url)
+
+
 async def test_migrating_twice_changes_nothing(database_url: str) -> None:
     await migrate(database_url)
     await migrate(database_url)
