@@ -76,7 +76,6 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
             async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
                 if rolled_back is None:  # the first batch comes after Faust's table recovery
                     rolled_back = state.restore()
-                    status.restored = True
                     gc.freeze()  # the fold's many small objects need no scanning by the collector
                     log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
                              len(state.seen), rolled_back)

@@ -12,18 +12,22 @@ __all__ = ["Status", "add_ops_pages"]
 
 @dataclass
 class Status:
-    """Set by the agent: its state is restored, and it has not stopped."""
+    """Faust has recovered the state table and assigned the partitions; the agent has not stopped."""
 
-    restored: bool = False
+    recovered: bool = False
     stopped: bool = False
 
     @property
     def healthy(self) -> bool:
-        return self.restored and not self.stopped
+        return self.recovered and not self.stopped
 
 
 def add_ops_pages(app: faust.App, status: Status) -> None:
-    """Serve `/healthz` (503 until the state is restored) and `/metrics` (Prometheus text)."""
+    """Serve `/healthz` (503 until the state table is recovered) and `/metrics` (Prometheus text)."""
+
+    @app.on_rebalance_complete.connect
+    async def recovered(sender, **_) -> None:
+        status.recovered = True
 
     @app.page("/healthz")
     async def healthz(web, request):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -220,3 +222,17 @@ async def test_processor_killed_mid_stream_resumes_without_losing_or_double_coun
         await wait_for(caught_up, "the reference measures after the restart")
     finally:
         await measures.consumer.stop()
+
+
+async def test_an_idle_processor_becomes_healthy_once_its_state_is_recovered(
+        start_processor: Callable[[], Processor]) -> None:
+    processor = start_processor()
+
+    async def healthy() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{processor.web_port}/healthz", timeout=2).status_code == 200:
+                return True
+        await asyncio.sleep(0.2)
+        return False
+
+    await wait_for(healthy, "a 200 from /healthz with no event ever published")
