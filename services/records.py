@@ -12,15 +12,20 @@ import json
 from shared.fold import Fold
 from shared.snapshot import get_record, put_record
 
-__all__ = ["MEASURE_KINDS", "apply_message", "record_message"]
+__all__ = ["MEASURE_KINDS", "apply_message", "encode_key", "record_message"]
 
 MEASURE_KINDS = frozenset({"party", "relationship"})
+
+
+def encode_key(key: tuple[object, ...]) -> bytes:
+    """A record key as message key bytes: one encoding, so a compacted topic keeps one value per record."""
+    return json.dumps(list(key)).encode()
 
 
 def record_message(fold: Fold, key: tuple[str, ...]) -> tuple[bytes, bytes | None]:
     """The message for one record of `fold` as it is now."""
     value = get_record(fold, key)
-    return json.dumps(list(key)).encode(), None if value is None else json.dumps(value).encode()
+    return encode_key(key), None if value is None else json.dumps(value).encode()
 
 
 def apply_message(fold: Fold, key: bytes, value: bytes | None) -> None:

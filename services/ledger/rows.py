@@ -1,18 +1,19 @@
-"""From a consumed Kafka message to a ledger row."""
+"""From a consumed Kafka message to a ledger row, and from stored rows back to events."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from services.broker.binding import decode, topic_for
+from services.broker.binding import decode, loads, topic_for
 from services.settings import Settings
-from services.store.ledger import LedgerRow
-from shared.events import parse_event
+from services.store.ledger import LedgerRow, LedgerStore
+from shared.events import Event, parse_event
 
-__all__ = ["ledger_row"]
+__all__ = ["ledger_events", "ledger_row"]
 
 
 def _is_binary(headers: list[tuple[str, bytes | None]]) -> bool:
@@ -38,3 +39,10 @@ def ledger_row(record: ConsumerRecord[bytes, bytes], settings: Settings) -> Ledg
         raise ValueError(f"a {event.type} event does not belong on {record.topic}")
     return LedgerRow.of(event, _structured_json(record.value, headers, raw),
                         record.topic, record.partition, record.offset)
+
+
+async def ledger_events(ledger: LedgerStore, currency: str, *, after_seq: int = 0,
+                        up_to_seq: int | None = None) -> AsyncIterator[tuple[int, Event]]:
+    """(seq, event) of the ledger rows after `after_seq` (up to `up_to_seq`), in ledger order."""
+    async for stored in ledger.iter_events(up_to_seq=up_to_seq, after_seq=after_seq):
+        yield stored.seq, parse_event(loads(stored.body), currency)

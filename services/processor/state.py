@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.broker.binding import decode, topic_for
-from services.records import MEASURE_KINDS
+from services.records import MEASURE_KINDS, encode_key
 from services.settings import Settings
 from shared.events import parse_event
 from shared.fold import Conflict, Fold
@@ -77,10 +77,6 @@ class Batch:
     duplicates: int = 0
     replayed: int = 0  # read again after a restart, already in the state: skipped silently
     newest_timestamp_s: float | None = None
-
-
-def _key(*parts: object) -> bytes:
-    return json.dumps(list(parts)).encode()
 
 
 def _dump(value: Any) -> bytes:
@@ -168,10 +164,10 @@ class ProcessorState:
         for key in self._stale:
             self._put(batch, key, None)
         for where, first in firsts.items():
-            self._put(batch, _key(APPLIED, *where, first),
+            self._put(batch, encode_key((APPLIED, *where, first)),
                       _dump({"b": batch.number, "next": self.positions[where], "seen": added[where]}))
         for record in self.fold.changed | self._repairs.keys():
-            key, data = _key(*record), _dump(get_record(self.fold, record))
+            key, data = encode_key(record), _dump(get_record(self.fold, record))
             previous = self._repairs[record] if record in self._repairs else self._committed(key)
             self._put(batch, key, _record_entry(batch.number, data, previous))
             if record[0] in MEASURE_KINDS:

@@ -9,13 +9,12 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from services.broker.binding import loads
+from services.ledger.rows import ledger_events
 from services.settings import Settings
 from services.settlement.lineage import events_behind
 from services.settlement.metrics import CLOSE_SECONDS
 from services.store.ledger import LedgerStore
 from services.store.settlements import SettlementStore
-from shared.events import parse_event
 from shared.fold import Conflict, Fold
 from shared.periods import Period
 from shared.plans import PlanSet
@@ -84,8 +83,8 @@ class Closer:
 
     async def _follow_ledger(self, up_to_seq: int) -> None:
         """Fold the ledger rows written since the last close, in ledger order."""
-        async for stored in self._ledger.iter_events(after_seq=self._seq, up_to_seq=up_to_seq):
-            event = parse_event(loads(stored.body), self._settings.currency)
+        async for seq, event in ledger_events(self._ledger, self._settings.currency, after_seq=self._seq,
+                                              up_to_seq=up_to_seq):
             with contextlib.suppress(Conflict):  # dead-lettered by the processor, kept here for the audit trail
                 self._fold.apply(event)
-            self._seq = stored.seq
+            self._seq = seq

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.broker.binding import loads
+from services.ledger.rows import ledger_events
 from services.store.ledger import LedgerStore
-from shared.events import parse_event
 from shared.fold import Fold
 from shared.lineage import fed_parties
 from shared.periods import DAY_US, Period, Window
@@ -68,11 +67,10 @@ async def events_behind(party_id: str, period: str, settled: dict[str, tuple[Set
     statement = settled[period][0].statements[party_id]
     criteria = [_criterion(line, party_id, fold, settled, period) for line in statement.lines]
     found: list[list[dict]] = [[] for _ in criteria]
-    async for stored in ledger.iter_events(up_to_seq=max((c.upto for c in criteria), default=0)):
-        event = parse_event(loads(stored.body), currency)
+    async for seq, event in ledger_events(ledger, currency, up_to_seq=max((c.upto for c in criteria), default=0)):
         fed = fed_parties(event, fold)
         for index, criterion in enumerate(criteria):
-            if criterion.admits(stored.seq, event, fed):
+            if criterion.admits(seq, event, fed):
                 found[index].append({"source": event.source, "id": event.id})
     return [{"plan": line.plan, "component": line.component, "kind": line.kind, "corrects": line.corrects,
              "amount": str(line.amount), "events": events} for line, events in zip(statement.lines, found, strict=True)]
