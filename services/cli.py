@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from services.auth import SCOPES, create_token
+from services.heap import HeapKeeper
 from services.plan_files import load_plans
 from services.settings import Settings
 from shared.periods import ts_of
@@ -65,10 +66,15 @@ def replay(
     run = Replay(plan_set, currency, provider_id)
     now = datetime.now(UTC)
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    keeper = HeapKeeper()
     with Progress(*columns, console=err, transient=True, disable=len(lines) < 5000) as progress:
         task = progress.add_task("replay", total=len(lines))
-        run.run((step for step in parsed if step is not None), clock=lambda: now,
-                progress=lambda: progress.advance(task))
+
+        def advance() -> None:
+            progress.advance(task)
+            keeper.folded(1)
+
+        run.run((step for step in parsed if step is not None), clock=lambda: now, progress=advance)
     text = json.dumps(run.result(ts_of(now)), indent=2, sort_keys=True) + "\n"
     if out:
         out.write_text(text)

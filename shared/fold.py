@@ -4,13 +4,24 @@ One `Fold` holds the state (plain data; see `shared.snapshot` for its JSON form)
 event in O(size of what it touches). Lookups between events (an order for its reversal, a referral for
 a sale, a customer's owners) are by event time over everything applied so far: a late event retracts
 and re-adds the parts it changes, so the state is always the fold of all events in event-time order.
+
+The bulk of the state (relationships, orders, reversals, referrals) is dicts and tuples of numbers and
+strings only. CPython's garbage collector stops tracking such containers, so a year of history costs
+it nothing; as objects of classes (always tracked) the same state kept a third of the fold's time in
+the collector. A relationship is one dict of parts:
+
+* `day` (UTC day index) -> tuple of sums in `SLOTS` order, only as long as the day's events reached;
+* `(REVERSED, day, order day)` -> amount reversed that day of an order of that day;
+* `(REFERRED, referral id, sale day)` -> (referral day, revenue) of sales to the customer it referred.
 """
 
 from __future__ import annotations
 
 import sys
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right
 from decimal import Decimal
+from operator import add
+from typing import NamedTuple
 
 from shared.events import Event, PartyKind
 from shared.measures import (
@@ -29,9 +40,10 @@ from shared.measures import (
 )
 from shared.periods import DAY_US, Window
 
-__all__ = ["Conflict", "Fold", "Order", "Party", "Relationship"]
+__all__ = ["REFERRED", "REVERSED", "Conflict", "Customer", "Fold", "Order", "Party"]
 
-REVERSED, REFERRAL_REVENUE = "rv", "rr"  # parts keyed by two days, see `Relationship.pairs`
+REVERSED, REFERRED = "rv", "rr"  # the two kinds of relationship parts keyed by two times
+_intern = sys.intern
 
 
 class Conflict(ValueError):
@@ -50,90 +62,63 @@ class Party:
         self.tier, self.name, self.registered = tier, name, registered
 
 
-class Relationship:
-    """Measure parts of one (party, counterparty) pair.
+class Order(NamedTuple):
+    """A closed sale as needed later: for its reversals and its customer's owners.
 
-    `days`: UTC day -> tuple of sums in `SLOTS` order, only as long as the day's events reached.
-    `pairs`: (part, day, other day) -> amount, for parts whose window test needs two times (a reversal
-    and its order; a referred sale and its referral). `conversions`: referral id -> [referral day, {sale days}].
+    `Fold.orders` stores the plain tuple (a named tuple stays tracked by the collector); `Fold.order`
+    gives this view of it.
     """
 
-    __slots__ = ("conversions", "days", "pairs")
-
-    def __init__(self) -> None:
-        self.days: dict[int, tuple] = {}
-        self.pairs: dict[tuple[str, int, int], Decimal] | None = None
-        self.conversions: dict[str, list] | None = None
-
-    def add(self, day: int, parts: tuple) -> None:
-        """Add `parts` (a prefix of `SLOTS`) to the day's sums."""
-        old = self.days.get(day)
-        if old is None:
-            self.days[day] = parts
-        else:
-            longer = old if len(old) > len(parts) else parts
-            self.days[day] = tuple(a + b for a, b in zip(old, parts, strict=False)) + longer[
-                min(len(old), len(parts)):]
-
-    def add_pair(self, part: str, day: int, other: int, amount: Decimal) -> None:
-        if self.pairs is None:
-            self.pairs = {}
-        key = (part, day, other)
-        self.pairs[key] = self.pairs.get(key, 0) + amount
-
-    def add_to(self, totals: Totals, window: Window) -> None:
-        """Add this relationship's parts inside `window` to `totals`."""
-        start, end = window.start_day, window.end_day
-        sums = totals.sums
-        for day, parts in self.days.items():
-            if start <= day < end:
-                for slot, value in enumerate(parts):
-                    if value:
-                        sums[slot] += value
-        if self.pairs:
-            for (part, day, other), amount in self.pairs.items():
-                if part == REVERSED:
-                    if start <= min(day, other) and max(day, other) < end:
-                        totals.reversed += amount
-                elif start <= day < end and other < end:
-                    totals.referral_revenue += amount
-        if self.conversions:
-            for referral_id, (referral_day, sale_days) in self.conversions.items():
-                if referral_day < end and any(start <= day < end for day in sale_days):
-                    totals.converted.add(referral_id)
-
-
-def _at(slot: int, value, events: int = 1) -> tuple:
-    """The shortest `SLOTS`-ordered tuple holding `value` at `slot` and an event count."""
-    parts = [0] * (slot + 1)
-    parts[EVENTS] = events
-    parts[slot] = value
-    return tuple(parts)
-
-
-_ONE_EVENT = (1,)
-
-
-class Order:
-    """A sale as needed later: for its reversals and its customer's owners. `ts` is None until it arrives."""
-
-    __slots__ = ("amount", "credits", "customer", "partner", "reversals", "ts")
-
-    def __init__(self, ts: int | None = None, customer: str | None = None, amount: Decimal | None = None,
-                 credits: tuple[tuple[str, Decimal], ...] = (), partner: str | None = None,
-                 reversals: list[list] | None = None):
-        self.ts, self.customer, self.amount = ts, customer, amount
-        self.credits, self.partner = credits, partner
-        # each reversal: [event time, "source/id" (orders ties), requested amount or None, applied or None]
-        self.reversals = reversals
+    ts: int
+    customer: str
+    amount: Decimal
+    credits: tuple[tuple[str, Decimal], ...]  # (party, share), each party once (see SaleClosed)
+    partner: str | None
 
     @property
     def owners(self) -> list[str]:
         """Every party credited on the order, and its partner of record."""
-        owners = [party for party, _ in self.credits]  # credits name each party once (see SaleClosed)
-        if self.partner and self.partner not in owners:
-            owners.append(self.partner)
-        return owners
+        return _owners(self)
+
+
+def _owners(order: tuple) -> list[str]:
+    _, _, _, credits, partner = order
+    owners = [party for party, _ in credits]
+    if partner and partner not in owners:
+        owners.append(partner)
+    return owners
+
+
+def _add_window(totals: Totals, parts: dict, window: Window) -> None:
+    """Add one relationship's parts inside `window` to `totals`."""
+    start, end = window.start_day, window.end_day
+    sums = totals.sums
+    for key, value in parts.items():
+        if key.__class__ is int:
+            if start <= key < end:
+                for slot, amount in enumerate(value):
+                    if amount:
+                        sums[slot] += amount
+        elif key[0] == REVERSED:
+            if start <= min(key[1], key[2]) and max(key[1], key[2]) < end:
+                totals.reversed += value
+        elif start <= key[2] < end and value[0] < end:  # the sale in the window, its referral before its end
+            totals.referral_revenue += value[1]
+            totals.converted.add(key[1])
+
+
+def _sums(values: dict[int, object], events: int = 1) -> tuple:
+    """The shortest `SLOTS`-ordered tuple holding `values` (slot -> value) and an event count."""
+    sums = [0] * (max(values) + 1)
+    sums[EVENTS] = events
+    for slot, value in values.items():
+        sums[slot] = value
+    return tuple(sums)
+
+
+_ONE_EVENT = (1,)
+_REFERRAL_MADE = _sums({REFERRALS_MADE: 1})
+_CASE = {first: _sums({CASES: 1, FIRST_CONTACT: int(first)}) for first in (False, True)}
 
 
 class Customer:
@@ -143,7 +128,7 @@ class Customer:
 
     def __init__(self, sales: list | None = None, retention: list | None = None) -> None:
         self.sales: list[tuple[int, str]] = sales or []  # (event time, order id), by time
-        self.retention: list[tuple[int, int, Decimal]] = retention or []  # (event time, slot, arr)
+        self.retention: list[tuple[int, int, Decimal]] = retention or []  # (event time, slot, arr), by time
 
 
 class Fold:
@@ -157,9 +142,11 @@ class Fold:
         self.changed: set[tuple[str, ...]] | None = set() if track_changes else None
         self.parties: dict[str, Party] = {}  # written through `put_party`, which keeps `direct_reports`
         self._reports: dict[str, set[str]] = {}
-        self.relationships: dict[str, dict[str, Relationship]] = {}
-        self.orders: dict[str, Order] = {}
-        self.reversed_orders: set[str] = set()
+        self.relationships: dict[str, dict[str, dict]] = {}  # party -> counterparty -> parts (see above)
+        self.orders: dict[str, tuple] = {}  # order id -> `Order` fields
+        # order id -> ((event time, "source/id", requested amount or None, applied or None), ...) by time;
+        # also for an order that has not arrived yet
+        self.reversals: dict[str, tuple[tuple, ...]] = {}
         self.customers: dict[str, Customer] = {}
         self.referrals: dict[str, tuple[str, int]] = {}  # referral id -> (referrer, event time)
         self.referred_sales: dict[str, list[tuple[int, str, Decimal]]] = {}  # unknown referral id -> sales
@@ -179,7 +166,7 @@ class Fold:
 
     def apply(self, event: Event) -> None:
         """Fold one accepted, not-duplicate event in; raises `Conflict` (and changes nothing) if it clashes."""
-        self._handlers[event.type](event.ts, event.data, event.key)
+        self._handlers[event.type](event)
 
     def _day(self, ts: int) -> int:
         day = ts // DAY_US
@@ -189,61 +176,90 @@ class Fold:
         if self.changed is not None:
             self.changed.add(key)
 
-    def _relationship(self, party: str, counterparty: str) -> Relationship:
+    def _parts(self, party: str, counterparty: str) -> dict:
+        """The relationship's parts, created empty if new."""
         if self.changed is not None:
             self.changed.add(("relationship", party, counterparty))
         mine = self.relationships.get(party)
         if mine is None:
-            mine = self.relationships[sys.intern(party)] = {}
-        relationship = mine.get(counterparty)
-        if relationship is None:
-            relationship = mine[sys.intern(counterparty)] = Relationship()
-        return relationship
+            mine = self.relationships[_intern(party)] = {}
+        parts = mine.get(counterparty)
+        if parts is None:
+            parts = mine[_intern(counterparty)] = {}
+        return parts
 
-    def _add(self, party: str, counterparty: str, day: int, parts: tuple) -> None:
-        self._relationship(party, counterparty).add(day, parts)
+    def _add(self, party: str, counterparty: str, day: int, sums: tuple) -> None:
+        """Add `sums` (a prefix of `SLOTS`) to the relationship's sums of the day."""
+        if self.changed is not None:
+            self.changed.add(("relationship", party, counterparty))
+        mine = self.relationships.get(party)
+        if mine is None:
+            mine = self.relationships[_intern(party)] = {}
+        parts = mine.get(counterparty)
+        if parts is None:
+            mine[_intern(counterparty)] = {day: sums}
+            return
+        old = parts.get(day)
+        if old is None:
+            parts[day] = sums
+        elif len(old) == len(sums):
+            parts[day] = tuple(map(add, old, sums))
+        elif len(old) > len(sums):
+            parts[day] = (*map(add, old, sums), *old[len(sums):])
+        else:
+            parts[day] = (*map(add, old, sums), *sums[len(old):])
+
+    def _add_pair(self, party: str, counterparty: str, key: tuple, amount: Decimal) -> None:
+        parts = self._parts(party, counterparty)
+        parts[key] = parts.get(key, 0) + amount
 
     def _known(self, party_id: str, kind: PartyKind) -> None:
         if party_id not in self.parties:
-            self.put_party(sys.intern(party_id), Party(kind.value))
+            self.put_party(_intern(party_id), Party(kind.value))
             self._touch("party", party_id)
 
-    def _registered(self, ts: int, data, key: tuple[str, str]) -> None:
+    def _registered(self, event: Event) -> None:
+        data = event.data
         party = self.parties.get(data.party_id)
-        registered = (ts, *key)
+        registered = (event.ts, *event.key)
         if party is not None and party.registered is not None and registered < party.registered:
             return  # an older registration than the one in force
-        self.put_party(sys.intern(data.party_id), Party(data.kind.value, data.role, data.manager_id, data.tier,
-                                                        data.name, registered))
+        self.put_party(_intern(data.party_id), Party(data.kind.value, data.role, data.manager_id, data.tier,
+                                                     data.name, registered))
         self._touch("party", data.party_id)
 
-    def _sale(self, ts: int, data, _key: tuple[str, str]) -> None:
-        order = self.orders.get(data.order_id)
-        if order is not None and order.ts is not None:
-            raise Conflict(f"data.order_id: order {data.order_id!r} was already closed by another event")
-        if order is None:
-            order = self.orders[data.order_id] = Order()
-        self._touch("order", data.order_id)
-        customer = sys.intern(data.customer_id)
-        partner = data.partner_id and sys.intern(data.partner_id)
-        credits = tuple((sys.intern(credit.party_id), credit.share) for credit in data.credits)
-        order.ts, order.customer, order.amount, order.partner = ts, customer, data.amount, partner
-        order.credits = self._shared.setdefault(credits, credits)
-        self._known(customer, PartyKind.CUSTOMER)
-        day, amount, margin = self._day(ts), data.amount, data.margin or 0
+    def _sale(self, event: Event) -> None:
+        ts, data = event.ts, event.data
+        order_id = data.order_id
+        if order_id in self.orders:
+            raise Conflict(f"data.order_id: order {order_id!r} was already closed by another event")
+        parties = self.parties
+        customer, partner, amount = _intern(data.customer_id), data.partner_id, data.amount
+        credits = tuple([(_intern(credit.party_id), credit.share) for credit in data.credits])
+        credits = self._shared.setdefault(credits, credits)
+        if partner:
+            partner = _intern(partner)
+        self.orders[order_id] = (ts, customer, amount, credits, partner)
+        if self.changed is not None:
+            self.changed.add(("order", order_id))
+        if customer not in parties:
+            self._known(customer, PartyKind.CUSTOMER)
+        day, margin = self._shared.setdefault(ts // DAY_US, ts // DAY_US), data.margin or 0
         upsell = data.motion != "new"
-        for party, share in order.credits:
-            self._known(party, PartyKind.WORKFORCE)
+        whole = (1, amount, 1, margin, amount) if upsell else (1, amount, 1, margin)
+        for party, share in credits:
+            if party not in parties:
+                self._known(party, PartyKind.WORKFORCE)
             if share == 1:
-                self._add(party, customer, day, (1, amount, 1, margin, amount) if upsell else (1, amount, 1, margin))
+                self._add(party, customer, day, whole)
             else:
                 credited = amount * share
                 self._add(party, customer, day, (1, credited, 1, margin * share, credited if upsell else 0))
-        parts = (1, amount, 1, margin, amount) if upsell else (1, amount, 1, margin)
         if partner:
-            self._known(partner, PartyKind.PARTNER)
-            self._add(partner, customer, day, parts)
-        self._add(customer, self.provider_id, day, parts)
+            if partner not in parties:
+                self._known(partner, PartyKind.PARTNER)
+            self._add(partner, customer, day, whole)
+        self._add(customer, self.provider_id, day, whole)
         if data.referral_id:
             referral = self.referrals.get(data.referral_id)
             if referral is None:
@@ -251,116 +267,120 @@ class Fold:
                 self._touch("referred", data.referral_id)
             else:
                 self._referred_sale(data.referral_id, referral, ts, customer, amount)
-        self._own(customer, ts, data.order_id)
-        if order.reversals:
-            self._settle_reversals(order)
+        self._own(customer, ts, order_id)
+        if order_id in self.reversals:
+            self._settle_reversals(order_id)
 
     def _referred_sale(self, referral_id: str, referral: tuple[str, int], ts: int, customer: str,
                        amount: Decimal) -> None:
         referrer, referral_ts = referral
-        day, referral_day = self._day(ts), self._day(referral_ts)
-        relationship = self._relationship(referrer, customer)
-        relationship.add_pair(REFERRAL_REVENUE, day, referral_day, amount)
-        relationship.add(day, _ONE_EVENT)
-        if relationship.conversions is None:
-            relationship.conversions = {}
-        conversion = relationship.conversions.setdefault(referral_id, [referral_day, set()])
-        conversion[1].add(day)
+        day = self._day(ts)
+        parts = self._parts(referrer, customer)
+        key = (REFERRED, referral_id, day)
+        revenue = parts[key][1] + amount if key in parts else amount
+        parts[key] = (self._day(referral_ts), revenue)
+        self._add(referrer, customer, day, _ONE_EVENT)
 
     def _own(self, customer_id: str, ts: int, order_id: str) -> None:
         """Place a sale in its customer's timeline; retention events it now owns move to its owners."""
         customer = self.customers.get(customer_id)
         if customer is None:
             customer = self.customers[customer_id] = Customer()
-        self._touch("customer", customer_id)
+        if self.changed is not None:
+            self.changed.add(("customer", customer_id))
         sales = customer.sales
         at = bisect_right(sales, (ts, order_id))  # equal times: the greater order id is the more recent
         sales.insert(at, (ts, order_id))
-        if not customer.retention:
-            return
         retention = customer.retention
-        first = bisect_right(retention, ts - 1, key=lambda event: event[0])
+        if not retention:
+            return
+        first = bisect_left(retention, (ts,))
         until = sales[at + 1][0] if at + 1 < len(sales) else None
         if first == len(retention) or (until is not None and retention[first][0] >= until):
             return  # no retention event changes owner
-        previous = self.orders[sales[at - 1][1]].owners if at else ()
-        owners = self.orders[order_id].owners
+        previous = _owners(self.orders[sales[at - 1][1]]) if at else ()
+        owners = _owners(self.orders[order_id])
         for index in range(first, len(retention)):
             event_ts, slot, arr = retention[index]
             if until is not None and event_ts >= until:
                 break
             day = self._day(event_ts)
             for owner in previous:
-                self._add(owner, customer_id, day, _at(slot, -arr, events=-1))
+                self._add(owner, customer_id, day, _sums({slot: -arr}, events=-1))
             for owner in owners:
-                self._add(owner, customer_id, day, _at(slot, arr))
+                self._add(owner, customer_id, day, _sums({slot: arr}))
 
-    def _retention(self, ts: int, data, slot: int) -> None:
-        customer_id = sys.intern(data.customer_id)
-        self._known(customer_id, PartyKind.CUSTOMER)
+    def _retention(self, event: Event, slot: int) -> None:
+        ts, data = event.ts, event.data
+        customer_id = data.customer_id
+        if customer_id not in self.parties:
+            self._known(customer_id, PartyKind.CUSTOMER)
         customer = self.customers.get(customer_id)
         if customer is None:
-            customer = self.customers[customer_id] = Customer()
-        self._touch("customer", customer_id)
-        insort(customer.retention, (ts, slot, data.arr), key=lambda event: event[0])
-        day, parts = self._day(ts), _at(slot, data.arr)
+            customer = self.customers[_intern(customer_id)] = Customer()
+        if self.changed is not None:
+            self.changed.add(("customer", customer_id))
+        retention = customer.retention
+        retention.insert(bisect_left(retention, (ts + 1,)), (ts, slot, data.arr))  # after equal times
+        day, parts = self._day(ts), _sums({slot: data.arr})
         for owner in self.owners_at(customer_id, ts):
             self._add(owner, customer_id, day, parts)
         self._add(customer_id, self.provider_id, day, parts)
 
-    def _renewed(self, ts: int, data, _key: tuple[str, str]) -> None:
-        self._retention(ts, data, RENEWED)
+    def _renewed(self, event: Event) -> None:
+        self._retention(event, RENEWED)
 
-    def _churned(self, ts: int, data, _key: tuple[str, str]) -> None:
-        self._retention(ts, data, CHURNED)
+    def _churned(self, event: Event) -> None:
+        self._retention(event, CHURNED)
 
-    def _reversal(self, ts: int, data, key: tuple[str, str]) -> None:
-        order = self.orders.get(data.order_id)
-        if order is None:
-            order = self.orders[data.order_id] = Order()  # the order has not arrived yet
-        self._touch("order", data.order_id)
-        if order.reversals is None:
-            order.reversals = []
-        insort(order.reversals, [ts, "/".join(key), data.amount, None], key=lambda reversal: reversal[:2])
-        self.reversed_orders.add(data.order_id)
-        if order.ts is not None:
-            self._settle_reversals(order)
+    def _reversal(self, event: Event) -> None:
+        order_id = event.data.order_id
+        reversal = (event.ts, "/".join(event.key), event.data.amount, None)
+        reversals = self.reversals.get(order_id, ())
+        at = bisect_right(reversals, reversal[:2])  # (time, key) are unique: no reversal compares equal
+        self.reversals[order_id] = (*reversals[:at], reversal, *reversals[at:])
+        self._touch("order", order_id)
+        if order_id in self.orders:
+            self._settle_reversals(order_id)
 
-    def _settle_reversals(self, order: Order) -> None:
+    def _settle_reversals(self, order_id: str) -> None:
         """Re-apply an order's reversals in event-time order; each takes at most what is left."""
-        left = order.amount
-        for reversal in order.reversals:
-            ts, _, requested, applied = reversal
+        order = self.orders[order_id]
+        left, settled = order[2], []
+        for reversal in self.reversals[order_id]:
+            ts, tie, requested, applied = reversal
             amount = left if requested is None else min(requested, left)
             left -= amount
             if applied is None or amount != applied:
                 self._reversed_parts(order, ts, amount - (applied or 0), count=applied is None)
-                reversal[3] = amount
+                reversal = (ts, tie, requested, amount)
+            settled.append(reversal)
+        self.reversals[order_id] = tuple(settled)
 
-    def _reversed_parts(self, order: Order, ts: int, delta: Decimal, count: bool) -> None:
-        day, order_day = self._day(ts), self._day(order.ts)
-        parts = [(party, delta * share) for party, share in order.credits]
-        if order.partner:
-            parts.append((order.partner, delta))
-        parts.append((order.customer, delta))
-        for party, amount in parts:
-            counterparty = self.provider_id if party == order.customer else order.customer
-            relationship = self._relationship(party, counterparty)
-            relationship.add_pair(REVERSED, day, order_day, amount)
+    def _reversed_parts(self, order: tuple, ts: int, delta: Decimal, count: bool) -> None:
+        order_ts, customer, _, credits, partner = order
+        key = (REVERSED, self._day(ts), self._day(order_ts))
+        parts = [(party, customer, delta * share) for party, share in credits]
+        if partner:
+            parts.append((partner, customer, delta))
+        parts.append((customer, self.provider_id, delta))
+        for party, counterparty, amount in parts:
+            self._add_pair(party, counterparty, key, amount)
             if count:
-                relationship.add(day, _ONE_EVENT)
+                self._add(party, counterparty, key[1], _ONE_EVENT)
 
-    def _case(self, ts: int, data, _key: tuple[str, str]) -> None:
-        customer = sys.intern(data.customer_id)
-        self._known(customer, PartyKind.CUSTOMER)
-        parts = [0] * (FIRST_CONTACT + 1)
-        parts[EVENTS] = parts[CASES] = 1
-        parts[FIRST_CONTACT] = 1 if data.first_contact else 0
-        self._add(data.resolver_id, customer, self._day(ts), tuple(parts))
+    def _case(self, event: Event) -> None:
+        data = event.data
+        customer = data.customer_id
+        if customer not in self.parties:
+            self._known(customer, PartyKind.CUSTOMER)
+        self._add(data.resolver_id, customer, self._day(event.ts), _CASE[data.first_contact])
 
-    def _survey(self, ts: int, data, _key: tuple[str, str]) -> None:
-        customer = sys.intern(data.customer_id)
-        self._known(customer, PartyKind.CUSTOMER)
+    def _survey(self, event: Event) -> None:
+        ts, data = event.ts, event.data
+        customer = data.customer_id
+        if customer not in self.parties:
+            self._known(customer, PartyKind.CUSTOMER)
         parts = [0] * (DETRACTORS + 1 if data.nps is not None else CSAT_SUM + 1)
         parts[EVENTS] = 1
         if data.csat is not None:
@@ -371,16 +391,17 @@ class Fold:
             parts[DETRACTORS] = 1 if data.nps <= 6 else 0
         self._add(data.about_id, customer, self._day(ts), tuple(parts))
 
-    def _referral(self, ts: int, data, _key: tuple[str, str]) -> None:
+    def _referral(self, event: Event) -> None:
+        ts, data = event.ts, event.data
         if data.referral_id in self.referrals:
             raise Conflict(f"data.referral_id: referral {data.referral_id!r} is already known from another event")
-        prospect = sys.intern(data.prospect_id)
+        prospect = _intern(data.prospect_id)
         self._known(prospect, PartyKind.CUSTOMER)
-        referral = self.referrals[data.referral_id] = (sys.intern(data.referrer_id), ts)
+        referral = self.referrals[data.referral_id] = (_intern(data.referrer_id), ts)
         self._touch("referral", data.referral_id)
         if data.referral_id in self.referred_sales:
             self._touch("referred", data.referral_id)
-        self._add(data.referrer_id, prospect, self._day(ts), _at(REFERRALS_MADE, 1))
+        self._add(data.referrer_id, prospect, self._day(ts), _REFERRAL_MADE)
         for sale_ts, customer, amount in self.referred_sales.pop(data.referral_id, ()):
             self._referred_sale(data.referral_id, referral, sale_ts, customer, amount)
 
@@ -391,19 +412,24 @@ class Fold:
         totals = Totals()
         mine = self.relationships.get(party, {})
         if counterparty is not None:
-            relationship = mine.get(counterparty)
-            if relationship is not None:
-                relationship.add_to(totals, window)
+            parts = mine.get(counterparty)
+            if parts is not None:
+                _add_window(totals, parts, window)
             return totals
-        for relationship in mine.values():
-            relationship.add_to(totals, window)
+        for parts in mine.values():
+            _add_window(totals, parts, window)
         return totals
+
+    def order(self, order_id: str) -> Order | None:
+        """The closed order, or None if it has not arrived."""
+        order = self.orders.get(order_id)
+        return None if order is None else Order(*order)
 
     def owners_at(self, customer_id: str, ts: int) -> list[str]:
         """The customer's owners at event time `ts`: those of its most recent sale at or before it."""
         customer = self.customers.get(customer_id)
-        at = 0 if customer is None else bisect_right(customer.sales, ts, key=lambda sale: sale[0])
-        return self.orders[customer.sales[at - 1][1]].owners if at else []
+        at = 0 if customer is None else bisect_left(customer.sales, (ts + 1,))
+        return _owners(self.orders[customer.sales[at - 1][1]]) if at else []
 
     def put_party(self, party_id: str, party: Party | None) -> None:
         """Set (or, with None, remove) a party, keeping the index of direct reports."""
@@ -418,3 +444,5 @@ class Fold:
     def direct_reports(self) -> dict[str, set[str]]:
         """Manager id -> its direct reports, from the parties as registered now (read only)."""
         return self._reports
+
+

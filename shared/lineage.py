@@ -19,8 +19,8 @@ def fed_parties(event: Event, fold: Fold) -> set[str]:
             fed.add(fold.referrals[data.referral_id][0])
         return fed
     if event.type == "sale.reversed":
-        order = fold.orders.get(data.order_id)
-        return set() if order is None or order.ts is None else {*order.owners, order.customer}
+        order = fold.order(data.order_id)
+        return set() if order is None else {*order.owners, order.customer}
     if event.type == "service.case_resolved":
         return {data.resolver_id}
     if event.type == "survey.responded":

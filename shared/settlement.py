@@ -127,15 +127,14 @@ class Book:
     def _clawbacks(self, fold: Fold, plans: PlanSet, period: Period):
         """Reversals in `period` of orders paid in an earlier closed period, at that period's effective rate."""
         start, end = period.start_ts, period.end_ts
-        for order_id in sorted(fold.reversed_orders, key=lambda oid: (fold.orders[oid].ts or 0, oid)):
-            order = fold.orders[order_id]
-            if order.ts is None:
-                continue
+        closed = sorted((order.ts, order_id, order) for order_id in fold.reversals
+                        if (order := fold.order(order_id)) is not None)
+        for _, order_id, order in closed:
             paid_in = Period.containing(order.ts, period.kind)
             frozen = self.closed.get(str(paid_in))
             if paid_in >= period or frozen is None:
                 continue
-            for ts, _, _, applied in order.reversals:
+            for ts, _, _, applied in fold.reversals[order_id]:
                 if applied is None or not start <= ts < end:
                     continue
                 shares = list(order.credits) + ([(order.partner, Decimal(1))] if order.partner else [])

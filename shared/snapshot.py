@@ -1,4 +1,4 @@
-"""The fold's state as JSON-ready data, record by record, and back (`fold-state/1`).
+"""The fold's state as JSON-ready data, record by record, and back (`fold-state/2`).
 
 Decimals travel as strings and integers as numbers, so a record survives `json.dumps`/`json.loads`
 unchanged; tuples come back as tuples where the fold relies on them.
@@ -9,11 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from shared.fold import Customer, Fold, Order, Party, Relationship
+from shared.fold import REFERRED, REVERSED, Customer, Fold, Party
 
 __all__ = ["FORMAT", "decode_fold", "encode_fold", "get_record", "put_record", "record_keys"]
 
-FORMAT = "fold-state/1"
+FORMAT = "fold-state/2"
 
 
 def _out(value: Any) -> Any:
@@ -34,37 +34,47 @@ def decode_party(data: list) -> Party:
     return Party(*attributes, None if registered is None else tuple(registered))
 
 
-def encode_relationship(relationship: Relationship) -> dict:
-    data: dict[str, Any] = {"d": {str(day): [_out(v) for v in parts] for day, parts in relationship.days.items()}}
-    if relationship.pairs:
-        data["p"] = [[part, day, other, str(amount)]
-                     for (part, day, other), amount in relationship.pairs.items()]
-    if relationship.conversions:
-        data["c"] = {rid: [day, sorted(days)] for rid, (day, days) in relationship.conversions.items()}
+def encode_relationship(parts: dict) -> dict:
+    data: dict[str, Any] = {"d": {}}
+    for key, value in parts.items():
+        if isinstance(key, int):
+            data["d"][str(key)] = [_out(v) for v in value]
+        elif key[0] == REVERSED:
+            data.setdefault(REVERSED, []).append([key[1], key[2], str(value)])
+        else:
+            data.setdefault(REFERRED, []).append([key[1], key[2], value[0], str(value[1])])
     return data
 
 
-def decode_relationship(data: dict) -> Relationship:
-    relationship = Relationship()
-    relationship.days = {int(day): tuple(_in(v) for v in parts) for day, parts in data["d"].items()}
-    if "p" in data:
-        relationship.pairs = {(part, day, other): Decimal(amount) for part, day, other, amount in data["p"]}
-    if "c" in data:
-        relationship.conversions = {rid: [day, set(days)] for rid, (day, days) in data["c"].items()}
-    return relationship
+def decode_relationship(data: dict) -> dict:
+    parts: dict = {int(day): tuple(_in(v) for v in sums) for day, sums in data["d"].items()}
+    for day, order_day, amount in data.get(REVERSED, ()):
+        parts[REVERSED, day, order_day] = Decimal(amount)
+    for referral_id, day, referral_day, revenue in data.get(REFERRED, ()):
+        parts[REFERRED, referral_id, day] = (referral_day, Decimal(revenue))
+    return parts
 
 
-def encode_order(order: Order) -> list:
-    reversals = None if order.reversals is None else [
-        [ts, tie, _out(requested), _out(applied)] for ts, tie, requested, applied in order.reversals]
-    return [order.ts, order.customer, _out(order.amount), [[p, str(s)] for p, s in order.credits],
-            order.partner, reversals]
+def get_order(fold: Fold, order_id: str) -> list | None:
+    """An order and its reversals (the order's fields are None until it arrives), or None if neither is known."""
+    order, reversals = fold.orders.get(order_id), fold.reversals.get(order_id)
+    if order is None and reversals is None:
+        return None
+    ts, customer, amount, credits, partner = order or (None,) * 5
+    return [ts, customer, _out(amount), credits and [[p, str(s)] for p, s in credits], partner,
+            reversals and [[ts, tie, _out(requested), _out(applied)] for ts, tie, requested, applied in reversals]]
 
 
-def decode_order(data: list) -> Order:
-    ts, customer, amount, credits, partner, reversals = data
-    return Order(ts, customer, _in(amount), tuple((p, Decimal(s)) for p, s in credits), partner,
-                 None if reversals is None else [[t, tie, _in(r), _in(a)] for t, tie, r, a in reversals])
+def put_order(fold: Fold, order_id: str, data: list | None) -> None:
+    ts, customer, amount, credits, partner, reversals = data or (None,) * 6
+    if ts is None:
+        fold.orders.pop(order_id, None)
+    else:
+        fold.orders[order_id] = (ts, customer, _in(amount), tuple((p, Decimal(s)) for p, s in credits), partner)
+    if reversals is None:
+        fold.reversals.pop(order_id, None)
+    else:
+        fold.reversals[order_id] = tuple((t, tie, _in(r), _in(a)) for t, tie, r, a in reversals)
 
 
 def encode_customer(customer: Customer) -> dict:
@@ -85,10 +95,10 @@ def _decode_referred(data: list) -> list:
     return [(ts, customer, Decimal(amount)) for ts, customer, amount in data]
 
 
-# record kind -> (the fold's dict of such records, encode, decode); relationships nest one level deeper.
+# record kind -> (the fold's dict of such records by id, encode, decode); orders (with their reversals)
+# and relationships (nested one level deeper) have functions of their own.
 _KINDS = {
     "party": (lambda fold: fold.parties, encode_party, decode_party),
-    "order": (lambda fold: fold.orders, encode_order, decode_order),
     "customer": (lambda fold: fold.customers, encode_customer, decode_customer),
     "referral": (lambda fold: fold.referrals, list, tuple),
     "referred": (lambda fold: fold.referred_sales, _encode_referred, _decode_referred),
@@ -98,8 +108,10 @@ _KINDS = {
 def get_record(fold: Fold, key: tuple[str, ...]) -> Any:
     """One record (`("party", id)`, `("relationship", party, counterparty)`, …) as JSON-ready data, or None."""
     if key[0] == "relationship":
-        relationship = fold.relationships.get(key[1], {}).get(key[2])
-        return None if relationship is None else encode_relationship(relationship)
+        parts = fold.relationships.get(key[1], {}).get(key[2])
+        return None if parts is None else encode_relationship(parts)
+    if key[0] == "order":
+        return get_order(fold, key[1])
     records, encode, _ = _KINDS[key[0]]
     record = records(fold).get(key[1])
     return None if record is None else encode(record)
@@ -109,26 +121,24 @@ def put_record(fold: Fold, key: tuple[str, ...], data: Any) -> None:
     """Set one record from `get_record` data; None removes it."""
     if key[0] == "party":
         fold.put_party(key[1], None if data is None else decode_party(data))
-        return
-    if key[0] == "relationship":
-        records, decode, name = fold.relationships.setdefault(key[1], {}), decode_relationship, key[2]
+    elif key[0] == "order":
+        put_order(fold, key[1], data)
     else:
-        accessor, _, decode = _KINDS[key[0]]
-        records, name = accessor(fold), key[1]
-    if data is None:
-        records.pop(name, None)
-    else:
-        records[name] = decode(data)
-    if key[0] == "order":
-        if data is not None and records[name].reversals:
-            fold.reversed_orders.add(name)
+        if key[0] == "relationship":
+            records, decode, name = fold.relationships.setdefault(key[1], {}), decode_relationship, key[2]
         else:
-            fold.reversed_orders.discard(name)
+            accessor, _, decode = _KINDS[key[0]]
+            records, name = accessor(fold), key[1]
+        if data is None:
+            records.pop(name, None)
+        else:
+            records[name] = decode(data)
 
 
 def record_keys(fold: Fold) -> list[tuple[str, ...]]:
     """The key of every record in `fold`."""
     keys = [(kind, name) for kind, (records, _, _) in _KINDS.items() for name in records(fold)]
+    keys += [("order", order_id) for order_id in {**fold.orders, **fold.reversals}]
     keys += [("relationship", party, cp) for party, mine in fold.relationships.items() for cp in mine]
     return keys
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -15,6 +14,7 @@ from faust.types import Message as FaustMessage
 from faust.types import StreamT
 
 from services.broker.batches import Message, send_batched
+from services.heap import HeapKeeper
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
 from services.processor.state import MARKER, Batch, Inbound, ProcessorState
 from services.processor.web import Status
@@ -49,6 +49,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
     aiokafka's batch API (one request per partition per batch), around Faust's per-message machinery.
     """
     state = ProcessorState(settings, table.data)
+    keeper = HeapKeeper(every=1)
     changelog = table.changelog_topic.get_topic_name()
 
     def rejected(batch: Batch) -> list[Message]:
@@ -76,12 +77,12 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
             async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
                 if rolled_back is None:  # the first batch comes after Faust's table recovery
                     rolled_back = state.restore()
-                    gc.freeze()  # the fold's many small objects need no scanning by the collector
                     log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
                              len(state.seen), rolled_back)
                 with BATCH_SECONDS.time():
                     batch = state.process([inbound(event.message) for event in events])
                     await write(producer, batch)
+                keeper.folded(len(events))
                 EVENTS.labels("applied").inc(batch.applied)
                 EVENTS.labels("duplicate").inc(batch.duplicates)
                 EVENTS.labels("dead_letter").inc(len(batch.rejected))
