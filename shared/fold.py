@@ -116,7 +116,12 @@ def _sums(values: dict[int, object], events: int = 1) -> tuple:
     return tuple(sums)
 
 
-_ONE_EVENT = (1,)
+def _count_event(parts: dict, day: int) -> None:
+    """One more event on the day in a relationship's parts, for a part keyed by two times."""
+    old = parts.get(day)
+    parts[day] = (1,) if old is None else (old[0] + 1, *old[1:])
+
+
 _REFERRAL_MADE = _sums({REFERRALS_MADE: 1})
 _CASE = {first: _sums({CASES: 1, FIRST_CONTACT: int(first)}) for first in (False, True)}
 
@@ -209,10 +214,6 @@ class Fold:
         else:
             parts[day] = (*map(add, old, sums), *sums[len(old):])
 
-    def _add_pair(self, party: str, counterparty: str, key: tuple, amount: Decimal) -> None:
-        parts = self._parts(party, counterparty)
-        parts[key] = parts.get(key, 0) + amount
-
     def _known(self, party_id: str, kind: PartyKind) -> None:
         if party_id not in self.parties:
             self.put_party(_intern(party_id), Party(kind.value))
@@ -244,7 +245,7 @@ class Fold:
             self.changed.add(("order", order_id))
         if customer not in parties:
             self._known(customer, PartyKind.CUSTOMER)
-        day, margin = self._shared.setdefault(ts // DAY_US, ts // DAY_US), data.margin or 0
+        day, margin = self._day(ts), data.margin or 0
         upsell = data.motion != "new"
         whole = (1, amount, 1, margin, amount) if upsell else (1, amount, 1, margin)
         for party, share in credits:
@@ -279,7 +280,7 @@ class Fold:
         key = (REFERRED, referral_id, day)
         revenue = parts[key][1] + amount if key in parts else amount
         parts[key] = (self._day(referral_ts), revenue)
-        self._add(referrer, customer, day, _ONE_EVENT)
+        _count_event(parts, day)
 
     def _own(self, customer_id: str, ts: int, order_id: str) -> None:
         """Place a sale in its customer's timeline; retention events it now owns move to its owners."""
@@ -360,14 +361,15 @@ class Fold:
     def _reversed_parts(self, order: tuple, ts: int, delta: Decimal, count: bool) -> None:
         order_ts, customer, _, credits, partner = order
         key = (REVERSED, self._day(ts), self._day(order_ts))
-        parts = [(party, customer, delta * share) for party, share in credits]
+        shares = [(party, customer, delta * share) for party, share in credits]
         if partner:
-            parts.append((partner, customer, delta))
-        parts.append((customer, self.provider_id, delta))
-        for party, counterparty, amount in parts:
-            self._add_pair(party, counterparty, key, amount)
+            shares.append((partner, customer, delta))
+        shares.append((customer, self.provider_id, delta))
+        for party, counterparty, amount in shares:
+            parts = self._parts(party, counterparty)
+            parts[key] = parts.get(key, 0) + amount
             if count:
-                self._add(party, counterparty, key[1], _ONE_EVENT)
+                _count_event(parts, key[1])
 
     def _case(self, event: Event) -> None:
         data = event.data
