@@ -195,15 +195,7 @@ class Fold:
 
     def _add(self, party: str, counterparty: str, day: int, sums: tuple) -> None:
         """Add `sums` (a prefix of `SLOTS`) to the relationship's sums of the day."""
-        if self.changed is not None:
-            self.changed.add(("relationship", party, counterparty))
-        mine = self.relationships.get(party)
-        if mine is None:
-            mine = self.relationships[_intern(party)] = {}
-        parts = mine.get(counterparty)
-        if parts is None:
-            mine[_intern(counterparty)] = {day: sums}
-            return
+        parts = self._parts(party, counterparty)
         old = parts.get(day)
         if old is None:
             parts[day] = sums

@@ -2,10 +2,10 @@
 
     python -m tests.benchmarks.bench_core [--events 1000000] [--customers 40000]
 
-Three passes over the same history, parsed in chunks (parsing is not timed): the first times
-`Fold.apply` under the collector's defaults, the second as the services run it, with a `HeapKeeper`
-after every batch (its collections are timed too), the third traces allocations to size the fold's
-retained state once every chunk of events has been dropped.
+Three passes over the same history, each in a new interpreter, parsed in chunks (parsing is not
+timed): the first times `Fold.apply` under the collector's defaults, the second as the services run it,
+with a `HeapKeeper` after every batch (its collections are timed too), the third traces allocations to
+size the fold's retained state once every chunk of events has been dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import argparse
 import gc
 import time
 import tracemalloc
+from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
+from multiprocessing import get_context
 
 from services.heap import HeapKeeper
 from shared.events import parse_event
@@ -43,20 +45,19 @@ def _fold_chunk(fold: Fold, chunk, keeper: HeapKeeper | None = None) -> None:
             keeper.folded(len(batch))
 
 
-def throughput(events: int, customers: int, keeper: HeapKeeper | None) -> tuple[float, Fold]:
-    """Events per second of `Fold.apply` in batches of `BATCH`, with `keeper` after each batch if given."""
-    fold, seconds = Fold(), 0.0
+def throughput(events: int, customers: int, kept: bool) -> tuple[float, int]:
+    """Events per second of `Fold.apply` in batches of `BATCH` (with a `HeapKeeper` after each batch if
+    `kept`), and the number of relationships folded."""
+    fold, seconds, keeper = Fold(), 0.0, HeapKeeper(BATCH) if kept else None
     for chunk in _chunks(events, customers):
         started = time.perf_counter()
         _fold_chunk(fold, chunk, keeper)
         seconds += time.perf_counter() - started
-    gc.unfreeze()
-    return events / seconds, fold
+    return events / seconds, sum(len(mine) for mine in fold.relationships.values())
 
 
 def retained_bytes(events: int, customers: int) -> int:
     """Bytes still allocated by parsing and folding once the events themselves are gone."""
-    gc.collect()
     tracemalloc.start()
     fold = Fold()
     for chunk in _chunks(events, customers):
@@ -68,17 +69,20 @@ def retained_bytes(events: int, customers: int) -> int:
     return size
 
 
+def _fresh(function, *args):
+    """`function(*args)` in a new interpreter: no pass inherits the heap (and its fragments) of another."""
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=40_000)
     args = parser.parse_args()
-    default_rate, fold = throughput(args.events, args.customers, keeper=None)
-    relationships = sum(len(mine) for mine in fold.relationships.values())
-    del fold
-    gc.collect()
-    kept_rate, _ = throughput(args.events, args.customers, keeper=HeapKeeper(BATCH))
-    size = retained_bytes(args.events, args.customers)
+    default_rate, relationships = _fresh(throughput, args.events, args.customers, False)
+    kept_rate, _ = _fresh(throughput, args.events, args.customers, True)
+    size = _fresh(retained_bytes, args.events, args.customers)
     print(f"events           {args.events:>12,}")
     print(f"relationships    {relationships:>12,}")
     print(f"fold, default GC {default_rate:>12,.0f} events/s")
