@@ -206,10 +206,18 @@ class Fold:
         else:
             parts[day] = (*map(add, old, sums), *sums[len(old):])
 
-    def _known(self, party_id: str, kind: PartyKind) -> None:
-        if party_id not in self.parties:
-            self.put_party(_intern(party_id), Party(kind.value))
-            self._touch("party", party_id)
+    def _infer(self, party_id: str, kind: PartyKind) -> None:
+        """Register a party first seen in an event field (callers check `parties` first: it is the hot path)."""
+        self.put_party(_intern(party_id), Party(kind.value))
+        self._touch("party", party_id)
+
+    def _customer(self, customer_id: str) -> Customer:
+        """The customer's timelines, created empty if new."""
+        self._touch("customer", customer_id)
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            customer = self.customers[_intern(customer_id)] = Customer()
+        return customer
 
     def _registered(self, event: Event) -> None:
         data = event.data
@@ -233,16 +241,15 @@ class Fold:
         if partner:
             partner = _intern(partner)
         self.orders[order_id] = (ts, customer, amount, credits, partner)
-        if self.changed is not None:
-            self.changed.add(("order", order_id))
+        self._touch("order", order_id)
         if customer not in parties:
-            self._known(customer, PartyKind.CUSTOMER)
+            self._infer(customer, PartyKind.CUSTOMER)
         day, margin = self._day(ts), data.margin or 0
         upsell = data.motion != "new"
         whole = (1, amount, 1, margin, amount) if upsell else (1, amount, 1, margin)
         for party, share in credits:
             if party not in parties:
-                self._known(party, PartyKind.WORKFORCE)
+                self._infer(party, PartyKind.WORKFORCE)
             if share == 1:
                 self._add(party, customer, day, whole)
             else:
@@ -250,7 +257,7 @@ class Fold:
                 self._add(party, customer, day, (1, credited, 1, margin * share, credited if upsell else 0))
         if partner:
             if partner not in parties:
-                self._known(partner, PartyKind.PARTNER)
+                self._infer(partner, PartyKind.PARTNER)
             self._add(partner, customer, day, whole)
         self._add(customer, self.provider_id, day, whole)
         if data.referral_id:
@@ -276,11 +283,7 @@ class Fold:
 
     def _own(self, customer_id: str, ts: int, order_id: str) -> None:
         """Place a sale in its customer's timeline; retention events it now owns move to its owners."""
-        customer = self.customers.get(customer_id)
-        if customer is None:
-            customer = self.customers[customer_id] = Customer()
-        if self.changed is not None:
-            self.changed.add(("customer", customer_id))
+        customer = self._customer(customer_id)
         sales = customer.sales
         at = bisect_right(sales, (ts, order_id))  # equal times: the greater order id is the more recent
         sales.insert(at, (ts, order_id))
@@ -307,13 +310,8 @@ class Fold:
         ts, data = event.ts, event.data
         customer_id = data.customer_id
         if customer_id not in self.parties:
-            self._known(customer_id, PartyKind.CUSTOMER)
-        customer = self.customers.get(customer_id)
-        if customer is None:
-            customer = self.customers[_intern(customer_id)] = Customer()
-        if self.changed is not None:
-            self.changed.add(("customer", customer_id))
-        retention = customer.retention
+            self._infer(customer_id, PartyKind.CUSTOMER)
+        retention = self._customer(customer_id).retention
         retention.insert(bisect_left(retention, (ts + 1,)), (ts, slot, data.arr))  # after equal times
         day, parts = self._day(ts), _sums({slot: data.arr})
         for owner in self.owners_at(customer_id, ts):
@@ -367,14 +365,14 @@ class Fold:
         data = event.data
         customer = data.customer_id
         if customer not in self.parties:
-            self._known(customer, PartyKind.CUSTOMER)
+            self._infer(customer, PartyKind.CUSTOMER)
         self._add(data.resolver_id, customer, self._day(event.ts), _CASE[data.first_contact])
 
     def _survey(self, event: Event) -> None:
         ts, data = event.ts, event.data
         customer = data.customer_id
         if customer not in self.parties:
-            self._known(customer, PartyKind.CUSTOMER)
+            self._infer(customer, PartyKind.CUSTOMER)
         parts = [0] * (DETRACTORS + 1 if data.nps is not None else CSAT_SUM + 1)
         parts[EVENTS] = 1
         if data.csat is not None:
@@ -389,8 +387,9 @@ class Fold:
         ts, data = event.ts, event.data
         if data.referral_id in self.referrals:
             raise Conflict(f"data.referral_id: referral {data.referral_id!r} is already known from another event")
-        prospect = _intern(data.prospect_id)
-        self._known(prospect, PartyKind.CUSTOMER)
+        prospect = data.prospect_id
+        if prospect not in self.parties:
+            self._infer(prospect, PartyKind.CUSTOMER)
         referral = self.referrals[data.referral_id] = (_intern(data.referrer_id), ts)
         self._touch("referral", data.referral_id)
         if data.referral_id in self.referred_sales:
