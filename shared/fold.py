@@ -122,6 +122,7 @@ def _count_event(parts: dict, day: int) -> None:
     parts[day] = (1,) if old is None else (old[0] + 1, *old[1:])
 
 
+_WHOLE = Decimal(1)
 _REFERRAL_MADE = _sums({REFERRALS_MADE: 1})
 _CASE = {first: _sums({CASES: 1, FIRST_CONTACT: int(first)}) for first in (False, True)}
 
@@ -156,6 +157,7 @@ class Fold:
         self.referrals: dict[str, tuple[str, int]] = {}  # referral id -> (referrer, event time)
         self.referred_sales: dict[str, list[tuple[int, str, Decimal]]] = {}  # unknown referral id -> sales
         self._shared: dict = {}  # equal days and credit lists stored once
+        self._sole: dict[str, tuple[tuple[str, Decimal]]] = {}  # party -> the credits of an order all its own
         self._handlers = {
             "party.registered": self._registered,
             "sale.closed": self._sale,
@@ -211,6 +213,11 @@ class Fold:
         self.put_party(_intern(party_id), Party(kind.value))
         self._touch("party", party_id)
 
+    def _sole_credit(self, party: str) -> tuple[tuple[str, Decimal]]:
+        party = _intern(party)
+        credits = self._sole[party] = ((party, _WHOLE),)
+        return credits
+
     def _customer(self, customer_id: str) -> Customer:
         """The customer's timelines, created empty if new."""
         self._touch("customer", customer_id)
@@ -236,8 +243,11 @@ class Fold:
             raise Conflict(f"data.order_id: order {order_id!r} was already closed by another event")
         parties = self.parties
         customer, partner, amount = _intern(data.customer_id), data.partner_id, data.amount
-        credits = tuple([(_intern(credit.party_id), credit.share) for credit in data.credits])
-        credits = self._shared.setdefault(credits, credits)
+        if len(data.credits) == 1:  # most sales: one party takes the whole order (shares sum to exactly 1)
+            credits = self._sole.get(data.credits[0].party_id) or self._sole_credit(data.credits[0].party_id)
+        else:
+            credits = tuple([(_intern(credit.party_id), credit.share) for credit in data.credits])
+            credits = self._shared.setdefault(credits, credits)
         if partner:
             partner = _intern(partner)
         self.orders[order_id] = (ts, customer, amount, credits, partner)
