@@ -78,13 +78,14 @@ def put_order(fold: Fold, order_id: str, data: list | None) -> None:
 
 
 def encode_customer(customer: Customer) -> dict:
-    return {"s": [list(sale) for sale in customer.sales],
-            "r": [[ts, slot, str(arr)] for ts, slot, arr in customer.retention]}
+    return {"s": [list(sale) for sale in zip(customer.sale_times, customer.sales, strict=True)],
+            "r": [[ts, slot, str(arr)] for ts, (slot, arr) in zip(customer.retention_times, customer.retention,
+                                                                   strict=True)]}
 
 
 def decode_customer(data: dict) -> Customer:
-    return Customer([tuple(sale) for sale in data["s"]],
-                    [(ts, slot, Decimal(arr)) for ts, slot, arr in data["r"]])
+    return Customer([ts for ts, _ in data["s"]], [order_id for _, order_id in data["s"]],
+                    [ts for ts, _, _ in data["r"]], [(slot, Decimal(arr)) for _, slot, arr in data["r"]])
 
 
 def _encode_referred(sales: list) -> list:

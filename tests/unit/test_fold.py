@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import permutations
 
 import pytest
 
@@ -235,13 +236,11 @@ def test_a_late_earlier_sale_re_attributes_later_retention() -> None:
     assert measures(fold, "c-1", "2026-03", "90d")["retention_rate"] == Decimal(300) / Decimal(1100)
 
 
-def test_owners_of_two_sales_at_the_same_time_do_not_depend_on_arrival() -> None:
-    first = sale("o-1", "2026-03-05T00:00:00Z", "100", {"ae-1": "1"})
-    second = sale("o-2", "2026-03-05T00:00:00Z", "100", {"ae-2": "1"})
-    renewal = renewed("c-1", "2026-03-06", "1000")
-    one, other = fold_of([first, second, renewal]), fold_of([second, first, renewal])
-    for party in ("ae-1", "ae-2"):
-        assert measures(one, party)["renewed_arr"] == measures(other, party)["renewed_arr"], party
+@pytest.mark.parametrize("order", list(permutations(range(3))))
+def test_of_sales_at_the_same_time_the_greatest_order_id_owns_in_any_arrival_order(order: tuple) -> None:
+    sales = [sale(f"o-{n}", "2026-03-05T00:00:00Z", "100", {f"ae-{n}": "1"}) for n in (1, 3, 2)]
+    fold = fold_of([*(sales[i] for i in order), renewed("c-1", "2026-03-06", "1000")])
+    assert [measures(fold, f"ae-{n}")["renewed_arr"] for n in (1, 2, 3)] == [0, 0, 1000]
 
 
 def test_retention_rate_is_renewed_over_renewed_plus_churned() -> None:
