@@ -36,11 +36,11 @@ from shared.measures import (
     CSAT_SUM,
     DETRACTORS,
     EVENTS,
-    FIRST_CONTACT,
     NPS_N,
     PROMOTERS,
     REFERRALS_MADE,
     RENEWED,
+    SLOTS,
     Totals,
 )
 from shared.periods import DAY_US, Window
@@ -112,13 +112,12 @@ def _add_window(totals: Totals, parts: dict, window: Window) -> None:
             totals.converted.add(key[1])
 
 
-def _sums(values: dict[int, object], events: int = 1) -> tuple:
-    """The shortest `SLOTS`-ordered tuple holding `values` (slot -> value) and an event count."""
-    sums: list = [0] * (max(values) + 1)
-    sums[EVENTS] = events
-    for slot, value in values.items():
-        sums[slot] = value
-    return tuple(sums)
+_ZEROS = tuple((0,) * length for length in range(len(SLOTS)))
+
+
+def _sums(slot: int, value: object, events: int = 1) -> tuple:
+    """The shortest `SLOTS`-ordered tuple with `value` in `slot` (not `EVENTS`) and an event count."""
+    return (events, *_ZEROS[slot - 1], value)
 
 
 def _count_event(parts: dict, day: Any) -> None:
@@ -128,8 +127,8 @@ def _count_event(parts: dict, day: Any) -> None:
 
 
 _WHOLE = Decimal(1)
-_REFERRAL_MADE = _sums({REFERRALS_MADE: 1})
-_CASE = {first: _sums({CASES: 1, FIRST_CONTACT: int(first)}) for first in (False, True)}
+_REFERRAL_MADE = _sums(REFERRALS_MADE, 1)
+_CASE = {first: (*_sums(CASES, 1), int(first)) for first in (False, True)}  # the slot after CASES: FIRST_CONTACT
 
 
 class Customer:
@@ -165,8 +164,9 @@ class Fold:
         self.customers: dict[str, Customer] = {}
         self.referrals: dict[str, tuple[str, int]] = {}  # referral id -> (referrer, event time)
         self.referred_sales: dict[str, list[tuple[int, str, Decimal]]] = {}  # unknown referral id -> sales
-        self._shared: dict = {}  # equal days and credit lists stored once
-        self._sole: dict[str, tuple[tuple[str, Decimal], ...]] = {}  # party -> the credits of an order all its own
+        self._days: dict = {}  # each day index stored once
+        # the credits of the last order credited to the same parties: party id, or tuple of party ids -> credits
+        self._credit_lists: dict[object, tuple[tuple[str, Decimal], ...]] = {}
         self._handlers = {
             "party.registered": self._registered,
             "sale.closed": self._sale,
@@ -188,7 +188,7 @@ class Fold:
         """The UTC day index of `ts`, as the one int object every part of that day shares. (`Any`, not
         `int`: compiled by mypyc, an `int` would be unboxed, then boxed into a new object for each key.)"""
         day = ts // DAY_US
-        return self._shared.setdefault(day, day)
+        return self._days.setdefault(day, day)
 
     def _touch(self, kind: str, key: str) -> None:
         if self.changed is not None:
@@ -224,9 +224,20 @@ class Fold:
         self.put_party(_intern(party_id), Party(kind.value))
         self._touch("party", party_id)
 
-    def _sole_credit(self, party: str) -> tuple[tuple[str, Decimal], ...]:
-        party = _intern(party)
-        credits = self._sole[party] = ((party, _WHOLE),)
+    def _credits(self, credited: tuple) -> tuple[tuple[str, Decimal], ...]:
+        """A sale's credits as (party, share) pairs: the very tuple of the last order credited the same way,
+        found by its parties alone (hashing a `Decimal` share costs 100 times as much as comparing two)."""
+        if len(credited) == 1:  # most sales: one party takes the whole order (shares sum to exactly 1)
+            key: object = credited[0].party_id
+            credits = self._credit_lists.get(key)
+            if credits is None:
+                party = _intern(credited[0].party_id)
+                credits = self._credit_lists[party] = ((party, _WHOLE),)
+            return credits
+        key = tuple([credit.party_id for credit in credited])
+        credits = self._credit_lists.get(key)
+        if credits is None or any(share != credit.share for (_, share), credit in zip(credits, credited, strict=True)):
+            credits = self._credit_lists[key] = tuple([(_intern(credit.party_id), credit.share) for credit in credited])
         return credits
 
     def _customer(self, customer_id: str) -> Customer:
@@ -256,13 +267,7 @@ class Fold:
             raise Conflict(f"data.order_id: order {order_id!r} was already closed by another event")
         parties = self.parties
         customer, partner, amount = _intern(data["customer_id"]), data["partner_id"], data["amount"]
-        credited = data["credits"]
-        if len(credited) == 1:  # most sales: one party takes the whole order (shares sum to exactly 1)
-            party_id = credited[0].party_id
-            credits = self._sole.get(party_id) or self._sole_credit(party_id)
-        else:
-            credits = tuple([(_intern(credit.party_id), credit.share) for credit in credited])
-            credits = self._shared.setdefault(credits, credits)
+        credits = self._credits(data["credits"])
         if partner:
             partner = _intern(partner)
         self.orders[order_id] = (ts, customer, amount, credits, partner)
@@ -332,9 +337,9 @@ class Fold:
             slot, arr = customer.retention[index]
             day = self._day(event_ts)
             for owner in previous:
-                self._add(owner, customer_id, day, _sums({slot: -arr}, events=-1))
+                self._add(owner, customer_id, day, _sums(slot, -arr, events=-1))
             for owner in owners:
-                self._add(owner, customer_id, day, _sums({slot: arr}))
+                self._add(owner, customer_id, day, _sums(slot, arr))
 
     def _retention(self, event: Event, slot: int) -> None:
         ts, data = event.ts, vars(event.data)
@@ -345,7 +350,7 @@ class Fold:
         at = bisect_right(customer.retention_times, ts)  # after equal times
         customer.retention_times.insert(at, ts)
         customer.retention.insert(at, (slot, data["arr"]))
-        day, parts = self._day(ts), _sums({slot: data["arr"]})
+        day, parts = self._day(ts), _sums(slot, data["arr"])
         for owner in self.owners_at(customer_id, ts):
             self._add(owner, customer_id, day, parts)
         self._add(customer_id, self.provider_id, day, parts)

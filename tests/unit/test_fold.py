@@ -38,6 +38,14 @@ def test_split_credits_share_amount_and_margin_and_count_a_deal_each() -> None:
     assert pick(measures(fold, "ae-2"), "revenue", "margin", "deals") == (400, 80, 1)
 
 
+def test_orders_split_between_the_same_parties_keep_their_own_shares() -> None:
+    halves = {"ae-1": "0.5", "ae-2": "0.5"}
+    fold = fold_of([sale("o-1", "2026-03-05", "1000", SPLIT), sale("o-2", "2026-03-06", "1000", halves),
+                    sale("o-3", "2026-03-07", "1000", SPLIT)])
+    assert [measures(fold, party)["revenue"] for party in ("ae-1", "ae-2")] == [1700, 1300]
+    assert [share for _, share in fold.order("o-2").credits] == [Decimal("0.5"), Decimal("0.5")]
+
+
 def test_a_party_credited_twice_on_one_deal_counts_one_deal() -> None:
     twice = [{"party_id": "ae-1", "share": "0.5"}, {"party_id": "ae-1", "share": "0.5"}]
     fold = fold_of([make_event("sale.closed", "2026-03-05", order_id="o-1", customer_id="c-1", amount="1000",
