@@ -17,7 +17,7 @@ the collector. A relationship is one dict of parts:
 Speed: `make compile` builds this module with mypyc (README, "Benchmarks"), so its annotations are
 enforced at run time. Handlers read an event's fields with `vars(event.data)`: a pydantic model's own
 attribute access goes through its `__getattr__` hook, which measured about 360 instructions per field,
-against about 50 for a dict lookup.
+against about 140 for a lookup in `vars()`.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ class Fold:
 
     def _credits(self, credited: tuple) -> tuple[tuple[str, Decimal], ...]:
         """A sale's credits as (party, share) pairs: the very tuple of the last order credited the same way,
-        found by its parties alone (hashing a `Decimal` share costs 100 times as much as comparing two)."""
+        found by its parties alone (hashing an order's `Decimal` shares measured about 10,000 instructions)."""
         if len(credited) == 1:  # most sales: one party takes the whole order (shares sum to exactly 1)
             key: object = credited[0].party_id
             credits = self._credit_lists.get(key)
