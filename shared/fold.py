@@ -14,10 +14,9 @@ the collector. A relationship is one dict of parts:
 * `(REVERSED, day, order day)` -> amount reversed that day of an order of that day;
 * `(REFERRED, referral id, sale day)` -> (referral day, revenue) of sales to the customer it referred.
 
-Speed: `make compile` builds this module with mypyc (README, "Benchmarks"), so its annotations are
-enforced at run time. Handlers read an event's fields with `vars(event.data)`: a pydantic model's own
-attribute access goes through its `__getattr__` hook, which measured about 360 instructions per field,
-against about 140 for a lookup in `vars()`.
+Handlers read an event's fields with `vars(event.data)`: a pydantic model's own attribute access goes
+through its `__getattr__` hook, which measured about 360 machine instructions per field, more than twice
+a lookup in `vars()`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import sys
 from bisect import bisect_left, bisect_right
 from decimal import Decimal
 from operator import add
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from shared.events import Event, PartyKind
 from shared.measures import (
@@ -120,7 +119,7 @@ def _sums(slot: int, value: object, events: int = 1) -> tuple:
     return (events, *_ZEROS[slot - 1], value)
 
 
-def _count_event(parts: dict, day: Any) -> None:
+def _count_event(parts: dict, day: int) -> None:
     """One more event on the day in a relationship's parts, for a part keyed by two times."""
     old = parts.get(day)
     parts[day] = (1,) if old is None else (old[0] + 1, *old[1:])
@@ -184,9 +183,8 @@ class Fold:
         """Fold one accepted, not-duplicate event in; raises `Conflict` (and changes nothing) if it clashes."""
         self._handlers[event.type](event)
 
-    def _day(self, ts: int) -> Any:
-        """The UTC day index of `ts`, as the one int object every part of that day shares. (`Any`, not
-        `int`: compiled by mypyc, an `int` would be unboxed, then boxed into a new object for each key.)"""
+    def _day(self, ts: int) -> int:
+        """The UTC day index of `ts`, as the one int object every part of that day shares."""
         day = ts // DAY_US
         return self._days.setdefault(day, day)
 
@@ -206,7 +204,7 @@ class Fold:
             parts = mine[_intern(counterparty)] = {}
         return parts
 
-    def _add(self, party: str, counterparty: str, day: Any, sums: tuple) -> None:
+    def _add(self, party: str, counterparty: str, day: int, sums: tuple) -> None:
         """Add `sums` (a prefix of `SLOTS`) to the relationship's sums of the day."""
         parts = self._parts(party, counterparty)
         old = parts.get(day)
@@ -260,8 +258,7 @@ class Fold:
         self._touch("party", party_id)
 
     def _sale(self, event: Event) -> None:
-        ts: Any = event.ts  # one int object for the order and the timeline (see `_day`)
-        data = vars(event.data)
+        ts, data = event.ts, vars(event.data)
         order_id = data["order_id"]
         if order_id in self.orders:
             raise Conflict(f"data.order_id: order {order_id!r} was already closed by another event")
@@ -312,7 +309,7 @@ class Fold:
         parts[key] = (self._day(referral_ts), revenue)
         _count_event(parts, day)
 
-    def _own(self, customer_id: str, ts: Any, order_id: str) -> None:
+    def _own(self, customer_id: str, ts: int, order_id: str) -> None:
         """Place a sale in its customer's timeline; retention events it now owns move to its owners."""
         customer = self._customer(customer_id)
         times, sales = customer.sale_times, customer.sales
