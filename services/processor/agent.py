@@ -15,6 +15,7 @@ from faust.types import StreamT
 
 from services.broker.batches import Message, send_batched
 from services.heap import HeapKeeper
+from services.processor.backfill import Backfill
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
 from services.processor.state import MARKER, Batch, Inbound, ProcessorState
 from services.processor.web import Status
@@ -47,6 +48,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
 
     Faust recovers the table from its changelog at start; the agent writes that changelog itself, with
     aiokafka's batch API (one request per partition per batch), around Faust's per-message machinery.
+    A batch that skips input offsets is completed by `Backfill` first.
     """
     state = ProcessorState(settings, table.data)
     keeper = HeapKeeper(every=1)
@@ -72,6 +74,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
         producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
                                     enable_idempotence=settings.kafka_idempotent_producer)
         await producer.start()
+        backfill = Backfill(settings)
         try:
             rolled_back = None
             async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
@@ -80,7 +83,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
                     log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
                              len(state.seen), rolled_back)
                 with BATCH_SECONDS.time():
-                    batch = state.process([inbound(event.message) for event in events])
+                    batch = state.process(await backfill.complete(state, [inbound(event.message) for event in events]))
                     await write(producer, batch)
                 keeper.folded(len(events))
                 EVENTS.labels("applied").inc(batch.applied)
@@ -91,6 +94,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
                     LAG_SECONDS.set(max(0.0, time.time() - batch.newest_timestamp_s))
         finally:
             status.stopped = True
+            await backfill.stop()
             await producer.stop()
 
     return fold

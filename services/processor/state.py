@@ -26,7 +26,7 @@ the rolled-back entries.
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +154,24 @@ class ProcessorState:
             self._one(message, batch, added.setdefault(where, []))
         self._write(batch, firsts, added)
         return batch
+
+    def missing(self, messages: Sequence[Inbound], starts: Mapping[tuple[str, int], int]
+                ) -> dict[tuple[str, int], tuple[int, int]]:
+        """Per input partition, the offsets `[first, end)` between the next one this state expects (its
+        position, or `starts` for a partition it never read) and the last of `messages` that `messages`
+        skip; the offsets already there are not asked for again. Empty when the batch is contiguous."""
+        offsets: dict[tuple[str, int], list[int]] = {}
+        for message in messages:
+            offsets.setdefault((message.topic, message.partition), []).append(message.offset)
+        gaps = {}
+        for where, got in offsets.items():
+            expected = self.positions.get(where, starts.get(where))
+            if expected is None:
+                continue
+            new = {offset for offset in got if offset >= expected}
+            if new and len(new) != max(new) - expected + 1:
+                gaps[where] = (next(o for o in range(expected, max(new)) if o not in new), max(new))
+        return gaps
 
     @staticmethod
     def marker(batch: Batch) -> bytes:

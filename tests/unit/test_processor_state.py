@@ -48,3 +48,16 @@ def test_restore_rolls_back_a_batch_without_marker_and_skips_applied_offsets() -
     assert again.restore() == 0
     assert set(again.fold.orders) == {"o-1", "o-2"}
     assert table[b'["relationship", "ae-1", "c-1"]'].split(b"\x00")[0] == str(batch.number).encode()
+
+
+def test_missing_names_the_offsets_a_batch_skips_after_the_expected_one() -> None:
+    state = ProcessorState(SETTINGS, {})
+    events = [sale(f"o-{n}", "2026-03-02", "10") for n in range(10)]
+    state.process([message(event, offset) for offset, event in enumerate(events[:3])])  # expects offset 3 next
+    topic = message(events[0], 0).topic
+    assert state.missing([message(events[n], n) for n in (1, 2, 3, 4)], {}) == {}  # replayed, then contiguous
+    assert state.missing([message(events[n], n) for n in (3, 5, 6, 9)], {}) == {(topic, 0): (4, 9)}
+    assert state.missing([message(events[n], n) for n in (6, 7)], {}) == {(topic, 0): (3, 7)}
+    other = [Inbound("convergence.events.service", 1, offset, None, b"{}", []) for offset in (2, 3)]
+    assert state.missing(other, {}) == {}  # a partition never read, its first offset unknown
+    assert state.missing(other, {("convergence.events.service", 1): 0}) == {("convergence.events.service", 1): (0, 3)}
