@@ -14,6 +14,7 @@ from faust.types import Message as FaustMessage
 from faust.types import StreamT
 
 from services.broker.batches import Message, send_batched
+from services.broker.topics import inbound_topics
 from services.heap import HeapKeeper
 from services.processor.backfill import Backfill
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
@@ -24,6 +25,7 @@ from services.settings import Settings
 __all__ = ["MAX_BATCH", "dead_letter_headers", "fold_agent", "inbound"]
 
 MAX_BATCH = 5000
+TAIL_CHECK_S = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,8 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
 
     Faust recovers the table from its changelog at start; the agent writes that changelog itself, with
     aiokafka's batch API (one request per partition per batch), around Faust's per-message machinery.
-    A batch that skips input offsets is completed by `Backfill` first.
+    A batch that skips input offsets is completed by `Backfill` first; a partition that stops moving is
+    read from its position by the tail watch (a skipped last record leaves no later offset to notice it).
     """
     state = ProcessorState(settings, table.data)
     keeper = HeapKeeper(every=1)
@@ -70,31 +73,60 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
         await asyncio.gather(*[await producer.send(changelog, marker, key=MARKER, partition=partition)
                                for partition in sorted(await producer.partitions_for(changelog))])
 
+    lock = asyncio.Lock()  # one batch at a time: the stream's, or the tail watch's
+    restored = False
+
+    async def fold_batch(producer: AIOKafkaProducer, messages: list[Inbound], backfill: Backfill) -> None:
+        nonlocal restored
+        async with lock:
+            if not restored:  # the first batch comes after Faust's table recovery
+                rolled_back, restored = state.restore(), True
+                log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
+                         len(state.seen), rolled_back)
+            with BATCH_SECONDS.time():
+                batch = state.process(await backfill.complete(state, messages))
+                await write(producer, batch)
+            keeper.folded(len(messages))
+            EVENTS.labels("applied").inc(batch.applied)
+            EVENTS.labels("duplicate").inc(batch.duplicates)
+            EVENTS.labels("dead_letter").inc(len(batch.rejected))
+            EVENTS.labels("replayed").inc(batch.replayed)
+            if batch.newest_timestamp_s is not None:
+                LAG_SECONDS.set(max(0.0, time.time() - batch.newest_timestamp_s))
+
+    async def watch_tails(producer: AIOKafkaProducer, backfill: Backfill) -> None:
+        """Fold what the broker holds after input partitions whose position has not moved for a whole
+        `TAIL_CHECK_S`: a skipped record with no later one behind it is not seen by `Backfill.complete`."""
+        topics, looked = set(inbound_topics(settings)), {}
+        while True:
+            await asyncio.sleep(TAIL_CHECK_S)
+            if not status.healthy:
+                continue
+            assigned = {(tp.topic, tp.partition) for tp in table.app.consumer.assignment() if tp.topic in topics}
+            now = {where: state.positions.get(where) for where in assigned}
+            stuck = {where: position for where, position in now.items() if looked.get(where, -1) == position}
+            looked = now
+            found = await backfill.after(stuck)
+            if found:
+                log.info("%d messages after partitions that did not move: %s", len(found),
+                            ", ".join(sorted({f"{m.topic}[{m.partition}]@{m.offset}" for m in found})))
+                await fold_batch(producer, found, backfill)
+
     async def fold(stream: StreamT) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
                                     enable_idempotence=settings.kafka_idempotent_producer)
         await producer.start()
-        backfill = Backfill(settings)
+        backfill, tails = Backfill(settings), Backfill(settings)
+        watch = asyncio.create_task(watch_tails(producer, tails), name="processor-tail-watch")
         try:
-            rolled_back = None
             async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
-                if rolled_back is None:  # the first batch comes after Faust's table recovery
-                    rolled_back = state.restore()
-                    log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
-                             len(state.seen), rolled_back)
-                with BATCH_SECONDS.time():
-                    batch = state.process(await backfill.complete(state, [inbound(event.message) for event in events]))
-                    await write(producer, batch)
-                keeper.folded(len(events))
-                EVENTS.labels("applied").inc(batch.applied)
-                EVENTS.labels("duplicate").inc(batch.duplicates)
-                EVENTS.labels("dead_letter").inc(len(batch.rejected))
-                EVENTS.labels("replayed").inc(batch.replayed)
-                if batch.newest_timestamp_s is not None:
-                    LAG_SECONDS.set(max(0.0, time.time() - batch.newest_timestamp_s))
+                await fold_batch(producer, [inbound(event.message) for event in events], backfill)
         finally:
             status.stopped = True
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await backfill.stop()
+            await tails.stop()
             await producer.stop()
 
     return fold

@@ -10,14 +10,16 @@ The processor knows the next offset it expects from every input partition (`Proc
 or the partition's first offset if it never read it), so a batch that skips offsets says so. `Backfill`
 reads the skipped ones with its own consumer (no group: it commits nothing and moves nobody's offsets)
 and puts them in their place. An offset the broker does not have (a compacted or transactional topic)
-is not waited for: the read ends at the batch's own later offset.
+is not waited for: the read ends at the batch's own later offset. A skipped record with nothing after it
+shows no gap: `after` reads what follows a position, for the agent's watch over partitions that stopped
+moving (seen here too: a restarted processor that never got the last event of a partition).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -55,6 +57,20 @@ class Backfill:
                     ", ".join(f"{topic}[{partition}]@{first}..{end - 1}"
                               for (topic, partition), (first, end) in gaps.items()))
         return sorted([*messages, *found], key=lambda m: (m.topic, m.partition, m.offset))
+
+    async def after(self, positions: Mapping[tuple[str, int], int | None]) -> list[Inbound]:
+        """What one short read finds at or after `positions` (None: the partition's first offset)."""
+        if not positions:
+            return []
+        consumer = await self._started()
+        consumer.assign([TopicPartition(*where) for where in positions])
+        for where, position in positions.items():
+            if position is None:
+                await consumer.seek_to_beginning(TopicPartition(*where))
+            else:
+                consumer.seek(TopicPartition(*where), position)
+        return [record_inbound(record) for records in (await consumer.getmany(timeout_ms=200)).values()
+                for record in records]
 
     async def stop(self) -> None:
         if self._consumer is not None:

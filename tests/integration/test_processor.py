@@ -268,5 +268,8 @@ async def test_backfill_reads_back_the_offsets_a_batch_skips(
         state.process(every[:9])
         assert await backfill.complete(state, every[9:]) == every[9:]  # contiguous: as it came
         assert await backfill.complete(state, [every[11]]) == every[9:]  # from the state's position
+        for position, rest in ((9, every[9:]), (None, every), (12, [])):  # one short read: maybe a prefix
+            found = await backfill.after({(topic, 0): position})
+            assert found == rest[:len(found)] and bool(found) == bool(rest), position
     finally:
         await backfill.stop()
