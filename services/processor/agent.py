@@ -109,8 +109,13 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
             found = await backfill.after(stuck)
             if found:
                 log.info("%d messages after partitions that did not move: %s", len(found),
-                            ", ".join(sorted({f"{m.topic}[{m.partition}]@{m.offset}" for m in found})))
+                         ", ".join(sorted({f"{m.topic}[{m.partition}]" for m in found})))
                 await fold_batch(producer, found, backfill)
+
+    def unhealthy_on_failure(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the tail watch failed: the processor reports unhealthy", exc_info=task.exception())
+            status.stopped = True
 
     async def fold(stream: StreamT) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
@@ -118,6 +123,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
         await producer.start()
         backfill, tails = Backfill(settings), Backfill(settings)
         watch = asyncio.create_task(watch_tails(producer, tails), name="processor-tail-watch")
+        watch.add_done_callback(unhealthy_on_failure)
         try:
             async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
                 await fold_batch(producer, [inbound(event.message) for event in events], backfill)
