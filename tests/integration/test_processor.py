@@ -18,7 +18,7 @@ from typing import IO
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.broker.binding import encode
 from services.broker.embedded import free_port
@@ -248,18 +248,16 @@ async def test_backfill_reads_back_the_offsets_a_batch_skips(
         key, value, headers = encode(sale(f"o-{n}", "2026-03-02", "10"))
         await producer.send(topic, value, key=key, headers=headers, partition=0)
     await producer.flush()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.resolved_kafka_bootstrap, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=100)
-    await consumer.start()
-    records: list = []
+    sales = await reader(settings, "events.sales")
     try:
-        consumer.assign([TopicPartition(topic, 0)])
-        async with asyncio.timeout(DEADLINE_S):
-            while len(records) < 12:
-                records += [record for batch in (await consumer.getmany(timeout_ms=200)).values() for record in batch]
+        async def all_read() -> bool:
+            await sales.poll()
+            return len(sales.records) >= 12
+
+        await wait_for(all_read, "the 12 sales")
     finally:
-        await consumer.stop()
-    every = [record_inbound(record) for record in records]
+        await sales.consumer.stop()
+    every = [record_inbound(record) for record in sales.records]
     assert [message.offset for message in every] == list(range(12))
     state, backfill = ProcessorState(settings, {}), Backfill(settings)
     try:
