@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit bench-core bench-freshness clean
+.PHONY: install compile run test lint unit bench-core bench-freshness clean
 
 install: $(STAMP)
 
@@ -14,24 +14,35 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: install
+# The fold compiled to C by mypyc: the same source, about 1.4x the events/s (README, "Speed"). Every
+# target that runs it rebuilds it first when shared/fold.py has changed.
+COMPILED := $(VENV)/.fold-compiled
+
+compile: $(COMPILED)
+
+$(COMPILED): shared/fold.py $(STAMP)
+	mkdir -p build
+	$(BIN)/mypyc shared/fold.py > build/mypyc.log 2>&1 || { cat build/mypyc.log; exit 1; }
+	touch shared/fold*.so $(COMPILED)
+
+run: $(COMPILED)
 	$(BIN)/convergence up --demo
 
 lint: install
 	$(BIN)/ruff check shared services tests
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(COMPILED)
 	$(BIN)/pytest -q
 
-unit: install
+unit: $(COMPILED)
 	$(BIN)/pytest -q tests/unit
 
-bench-core: install
+bench-core: $(COMPILED)
 	$(BIN)/python -m tests.benchmarks.bench_core
 
-bench-freshness: install
+bench-freshness: $(COMPILED)
 	$(BIN)/python -m tests.benchmarks.bench_freshness
 
 clean:
-	rm -rf $(VENV) .convergence .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build shared/*.so .convergence .pytest_cache .ruff_cache .hypothesis

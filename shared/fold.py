@@ -14,9 +14,10 @@ the collector. A relationship is one dict of parts:
 * `(REVERSED, day, order day)` -> amount reversed that day of an order of that day;
 * `(REFERRED, referral id, sale day)` -> (referral day, revenue) of sales to the customer it referred.
 
-Handlers read an event's fields with `vars(event.data)`: a pydantic model's own attribute access goes
-through its `__getattr__` hook, which measured about 360 machine instructions per field, more than twice
-a lookup in `vars()`.
+Speed: `make compile` builds this module with mypyc (README, "Benchmarks"), so its annotations are
+enforced at run time. Handlers read an event's fields with `vars(event.data)`: a pydantic model's own
+attribute access goes through its `__getattr__` hook, which measured about 360 instructions per field,
+against about 140 for a lookup in `vars()`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 from bisect import bisect_left, bisect_right
 from decimal import Decimal
 from operator import add
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from shared.events import Event, PartyKind
 from shared.measures import (
@@ -87,7 +88,7 @@ class Order(NamedTuple):
 
 def _owners(order: tuple) -> list[str]:
     _, _, _, credits, partner = order
-    owners = [party for party, _ in credits]
+    owners = [credits[0][0]] if len(credits) == 1 else [party for party, _ in credits]
     if partner and partner not in owners:
         owners.append(partner)
     return owners
@@ -119,7 +120,7 @@ def _sums(slot: int, value: object, events: int = 1) -> tuple:
     return (events, *_ZEROS[slot - 1], value)
 
 
-def _count_event(parts: dict, day: int) -> None:
+def _count_event(parts: dict, day: Any) -> None:
     """One more event on the day in a relationship's parts, for a part keyed by two times."""
     old = parts.get(day)
     parts[day] = (1,) if old is None else (old[0] + 1, *old[1:])
@@ -183,8 +184,9 @@ class Fold:
         """Fold one accepted, not-duplicate event in; raises `Conflict` (and changes nothing) if it clashes."""
         self._handlers[event.type](event)
 
-    def _day(self, ts: int) -> int:
-        """The UTC day index of `ts`, as the one int object every part of that day shares."""
+    def _day(self, ts: int) -> Any:
+        """The UTC day index of `ts`, as the one int object every part of that day shares. (`Any`, not
+        `int`: compiled by mypyc, an `int` would be unboxed, then boxed into a new object for each key.)"""
         day = ts // DAY_US
         return self._days.setdefault(day, day)
 
@@ -204,7 +206,7 @@ class Fold:
             parts = mine[_intern(counterparty)] = {}
         return parts
 
-    def _add(self, party: str, counterparty: str, day: int, sums: tuple) -> None:
+    def _add(self, party: str, counterparty: str, day: Any, sums: tuple) -> None:
         """Add `sums` (a prefix of `SLOTS`) to the relationship's sums of the day."""
         parts = self._parts(party, counterparty)
         old = parts.get(day)
@@ -232,10 +234,11 @@ class Fold:
                 party = _intern(credited[0].party_id)
                 credits = self._credit_lists[party] = ((party, _WHOLE),)
             return credits
-        key = tuple([credit.party_id for credit in credited])
+        pairs = tuple([(credit.party_id, credit.share) for credit in credited])
+        key = tuple([party for party, _ in pairs])
         credits = self._credit_lists.get(key)
-        if credits is None or any(share != credit.share for (_, share), credit in zip(credits, credited, strict=True)):
-            credits = self._credit_lists[key] = tuple([(_intern(credit.party_id), credit.share) for credit in credited])
+        if credits != pairs:  # new parties or other shares (`Decimal` equality: no hashing)
+            credits = self._credit_lists[key] = tuple([(_intern(party), share) for party, share in pairs])
         return credits
 
     def _customer(self, customer_id: str) -> Customer:
@@ -258,7 +261,8 @@ class Fold:
         self._touch("party", party_id)
 
     def _sale(self, event: Event) -> None:
-        ts, data = event.ts, vars(event.data)
+        ts: Any = event.ts  # one int object for the order and the timeline (see `_day`)
+        data = vars(event.data)
         order_id = data["order_id"]
         if order_id in self.orders:
             raise Conflict(f"data.order_id: order {order_id!r} was already closed by another event")
@@ -309,7 +313,7 @@ class Fold:
         parts[key] = (self._day(referral_ts), revenue)
         _count_event(parts, day)
 
-    def _own(self, customer_id: str, ts: int, order_id: str) -> None:
+    def _own(self, customer_id: str, ts: Any, order_id: str) -> None:
         """Place a sale in its customer's timeline; retention events it now owns move to its owners."""
         customer = self._customer(customer_id)
         times, sales = customer.sale_times, customer.sales
@@ -325,17 +329,21 @@ class Fold:
         until = times[at + 1] if at + 1 < len(times) else None
         if first == len(retention_times) or (until is not None and retention_times[first] >= until):
             return  # no retention event changes owner
-        previous = _owners(self.orders[sales[at - 1]]) if at else ()
-        owners = _owners(self.orders[order_id])
+        before = _owners(self.orders[sales[at - 1]]) if at else []
+        after = _owners(self.orders[order_id])
+        # an owner of both sales would lose and regain the same amounts: only the difference moves
+        losing, gaining = [o for o in before if o not in after], [o for o in after if o not in before]
+        if not (losing or gaining):
+            return
         for index in range(first, len(retention_times)):
             event_ts = retention_times[index]
             if until is not None and event_ts >= until:
                 break
             slot, arr = customer.retention[index]
             day = self._day(event_ts)
-            for owner in previous:
+            for owner in losing:
                 self._add(owner, customer_id, day, _sums(slot, -arr, events=-1))
-            for owner in owners:
+            for owner in gaining:
                 self._add(owner, customer_id, day, _sums(slot, arr))
 
     def _retention(self, event: Event, slot: int) -> None:

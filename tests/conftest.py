@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+import shared.fold
 from tests.support.databases import database_urls
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled fold older than its source (see the Makefile's `compile`)."""
+    compiled, source = Path(shared.fold.__file__), Path(shared.__file__).with_name("fold.py")
+    if compiled != source and compiled.stat().st_mtime < source.stat().st_mtime:
+        pytest.exit(f"{source} changed after it was compiled to {compiled.name}: run `make compile`", returncode=4)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

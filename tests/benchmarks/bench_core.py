@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
 from multiprocessing import get_context
 
+import shared.fold
 from services.heap import HeapKeeper
 from shared.events import parse_event
 from shared.fold import Conflict, Fold
@@ -83,6 +84,8 @@ def main() -> None:
     default_rate, relationships = _fresh(throughput, args.events, args.customers, False)
     kept_rate, _ = _fresh(throughput, args.events, args.customers, True)
     size = _fresh(retained_bytes, args.events, args.customers)
+    compiled = shared.fold.__file__.endswith(".so")
+    print(f"fold             {'compiled by mypyc' if compiled else 'plain Python (see make compile)':>12}")
     print(f"events           {args.events:>12,}")
     print(f"relationships    {relationships:>12,}")
     print(f"fold, default GC {default_rate:>12,.0f} events/s")
