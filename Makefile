@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The fold compiled to C by mypyc: the same source, about 1.13x the events/s (README, "Benchmarks").
+# The fold compiled to C by mypyc: the same source, about 1.2x the events/s (README, "Benchmarks").
 # Every target that runs it rebuilds it first when shared/fold.py has changed.
 COMPILED := $(VENV)/.fold-compiled
 
