@@ -14,9 +14,9 @@ from shared.periods import Period, Window
 __all__ = ["fold_of", "measures", "team_measures"]
 
 
-def fold_of(events: Iterable[Event]) -> Fold:
-    """A fold of `events`, applied in the given (arrival) order."""
-    fold = Fold()
+def fold_of(events: Iterable[Event], fold: Fold | None = None) -> Fold:
+    """A fold of `events` (into `fold`, else a new one), applied in the given (arrival) order."""
+    fold = Fold() if fold is None else fold
     for event in events:
         fold.apply(event)
     return fold

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 import shared.fold
 from shared.snapshot import encode_fold
 from tests.benchmarks.history import history
+from tests.support.folds import fold_of
 
 SOURCE = Path(shared.__file__).with_name("fold.py")
 
@@ -21,13 +21,6 @@ def test_the_compiled_fold_keeps_the_same_state_as_its_source() -> None:
     source = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(source)
     events = history(20_000, 300)  # few customers: late sales re-attribute retention events often
-    folds = []
-    for module in (shared.fold, source):
-        fold = module.Fold()
-        for event in events:
-            with suppress(module.Conflict):
-                fold.apply(event)
-        folds.append(encode_fold(fold))
-    compiled, plain = folds
+    compiled, plain = (encode_fold(fold_of(events, module.Fold())) for module in (shared.fold, source))
     assert compiled["records"], "the history folded into nothing"
     assert compiled == plain
