@@ -88,7 +88,7 @@ class Order(NamedTuple):
 
 def _owners(order: tuple) -> list[str]:
     _, _, _, credits, partner = order
-    owners = [credits[0][0]] if len(credits) == 1 else [party for party, _ in credits]
+    owners = [party for party, _ in credits]
     if partner and partner not in owners:
         owners.append(partner)
     return owners
