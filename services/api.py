@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.demo.dashboard import dashboard_router
 from services.ingest.app import ingest_lifespan
+from services.ingest.dead_letters import router as dead_letters_router
 from services.ingest.routes import router as ingest_router
 from services.ledger.app import ledger_lifespan
 from services.query.app import query_lifespan
@@ -17,7 +18,7 @@ from services.settings import Settings
 from services.settlement.app import settlement_lifespan
 from services.settlement.routes import router as settlement_router
 from services.store.database import opened_database
-from services.web import service_app
+from services.web import add_health_check, processor_check, service_app
 from shared.plans import PlanSet
 
 __all__ = ["create_api"]
@@ -35,9 +36,12 @@ def create_api(settings: Settings, plans: PlanSet, dashboard_token: str | None =
             await stack.enter_async_context(query_lifespan(app, plans))
             await stack.enter_async_context(settlement_lifespan(
                 app, sessions, plans, catch_up=lambda: ledger.wait_caught_up(settings.close_catch_up_timeout_s)))
+            if settings.processor_health_url:
+                add_health_check(app, "processor", processor_check(settings.processor_health_url))
             yield
 
-    app = service_app("Convergence", settings, lifespan, ingest_router, query_router, settlement_router)
+    app = service_app("Convergence", settings, lifespan, ingest_router, dead_letters_router, query_router,
+                      settlement_router)
     if dashboard_token and plans.scorecards:
         app.include_router(dashboard_router(dashboard_token, plans.scorecards[0].scorecard))
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -10,17 +11,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.web import ApiError, SettingsDep
 
-__all__ = ["SCOPES", "create_token", "ensure_default_tokens", "granted_scopes", "require"]
+__all__ = ["DEFAULT_TOKEN_NAME", "SCOPES", "Grant", "create_token", "ensure_default_tokens", "grant_of",
+           "granted_scopes", "require", "token_name"]
 
 SCOPES = ("events:write", "periods:close", "settlements:read", "settlements:approve", "scorecards:read")
 TOKEN_PREFIX = "cvg_"
+DEFAULT_TOKEN_NAME = "admin"
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `convergence token create`")
 
@@ -33,40 +36,96 @@ def _read(path: Path) -> list[dict]:
     return json.loads(path.read_text())["tokens"] if path.exists() else []
 
 
-def create_token(path: Path, scopes: Iterable[str]) -> str:
-    """Mint a token with `scopes`, store its hash in `path` and return the token (shown once)."""
+def _auto_name(digest: str) -> str:
+    return f"token-{digest[:8]}"
+
+
+def _private_dir(directory: Path) -> None:
+    """Create `directory` and any missing parent, each readable by its owner only (0o700)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for created in reversed(missing):
+        created.mkdir(mode=0o700, exist_ok=True)
+        created.chmod(0o700)  # mkdir's mode is narrowed by the umask, never widened; make it exact
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically, as a file readable by its owner only (0o600)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Created 0o600 from the start: a token hash is never readable by others, not even for a moment.
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a leftover partial from a crash may have had another mode
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.replace(partial, path)  # readers never see a half-written file
+
+
+def create_token(path: Path, scopes: Iterable[str], name: str | None = None) -> str:
+    """Mint a token with `scopes`, store its hash and `name` in `path` and return the token (shown once).
+
+    Without a name the token is called `token-<first 8 hex digits of its hash>`.
+    """
     wanted = sorted(set(scopes))
     unknown = [s for s in wanted if s not in SCOPES]
     if unknown or not wanted:
         raise ValueError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}; unknown: {unknown}")
+    if name is not None and not name.strip():
+        raise ValueError("a token name must not be blank")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    entry = {"sha256": _digest(token), "scopes": wanted, "created_at": datetime.now(UTC).isoformat()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps({"tokens": [*_read(path), entry]}, indent=2))
-    partial.chmod(0o600)
-    os.replace(partial, path)  # readers never see a half-written file
+    digest = _digest(token)
+    entry = {"sha256": digest, "name": name or _auto_name(digest), "scopes": wanted,
+             "created_at": datetime.now(UTC).isoformat()}
+    _private_dir(path.parent)
+    _write_private(path, json.dumps({"tokens": [*_read(path), entry]}, indent=2))
     return token
 
 
 def ensure_default_tokens(path: Path) -> str | None:
-    """Create a token with every scope when `path` does not exist yet; return it, else None."""
-    return None if path.exists() else create_token(path, SCOPES)
+    """Create a token named `admin` with every scope when `path` does not exist yet; return it, else None."""
+    return None if path.exists() else create_token(path, SCOPES, name=DEFAULT_TOKEN_NAME)
+
+
+class Grant(NamedTuple):
+    """What a known token is: its name and its scopes."""
+
+    name: str
+    scopes: frozenset[str]
 
 
 @lru_cache(maxsize=8)
-def _table(path: Path, version: tuple[int, int, int]) -> dict[str, frozenset[str]]:
-    return {entry["sha256"]: frozenset(entry["scopes"]) for entry in _read(path)}
+def _table(path: Path, version: tuple[int, int, int]) -> tuple[tuple[bytes, Grant], ...]:
+    grants = []
+    for entry in _read(path):
+        name = entry.get("name") or _auto_name(entry["sha256"])  # files from before tokens had names
+        grants.append((entry["sha256"].encode(), Grant(name, frozenset(entry["scopes"]))))
+    return tuple(grants)
 
 
-def granted_scopes(path: Path, token: str) -> frozenset[str] | None:
-    """The scopes of `token`, or None when it is unknown; reloads the file when it changes."""
+def grant_of(path: Path, token: str) -> Grant | None:
+    """The name and scopes of `token`, or None when it is unknown; reloads the file when it changes."""
     try:
         stat = path.stat()
     except FileNotFoundError:
         return None
     # mtime alone can miss a rewrite within one clock tick; each rewrite is a new inode.
-    return _table(path, (stat.st_ino, stat.st_mtime_ns, stat.st_size)).get(_digest(token))
+    table = _table(path, (stat.st_ino, stat.st_mtime_ns, stat.st_size))
+    digest = _digest(token).encode()
+    found = None
+    for stored, grant in table:  # every entry compared in constant time: timing tells nothing about the hashes
+        if hmac.compare_digest(stored, digest):
+            found = grant
+    return found
+
+
+def granted_scopes(path: Path, token: str) -> frozenset[str] | None:
+    """The scopes of `token`, or None when it is unknown."""
+    grant = grant_of(path, token)
+    return None if grant is None else grant.scopes
+
+
+def token_name(path: Path, token: str) -> str | None:
+    """The name of `token`, or None when it is unknown."""
+    grant = grant_of(path, token)
+    return None if grant is None else grant.name
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

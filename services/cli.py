@@ -98,11 +98,14 @@ def up(demo: Annotated[bool, typer.Option(help="Also run simulated source system
 
 
 @token_app.command("create")
-def token_create(scopes: Annotated[str, typer.Option(help=f"Comma-separated, from: {', '.join(SCOPES)}")]) -> None:
-    """Print a new token once (last line); only its hash is stored in CONVERGENCE_TOKENS_FILE."""
+def token_create(scopes: Annotated[str, typer.Option(help=f"Comma-separated, from: {', '.join(SCOPES)}")],
+                 name: Annotated[str | None, typer.Option(help="Who acts with it (default: token-<hash>).")] = None
+                 ) -> None:
+    """Print a new token once (last line); only its hash and name are stored in CONVERGENCE_TOKENS_FILE."""
     settings = Settings()
     try:
-        token = create_token(settings.resolved_tokens_file, [s.strip() for s in scopes.split(",") if s.strip()])
+        token = create_token(settings.resolved_tokens_file, [s.strip() for s in scopes.split(",") if s.strip()],
+                             name=name)
     except ValueError as error:
         err.print(f"[red]error[/red] {error}", highlight=False)
         raise typer.Exit(2) from None
@@ -116,13 +119,18 @@ def publish(
     token: Annotated[str, typer.Option(envvar="CONVERGENCE_TOKEN", help="A token with events:write.")],
     url: Annotated[str | None, typer.Option(help="API base URL (default: this machine's API port).")] = None,
     batch: Annotated[int, typer.Option(min=1, max=10_000)] = 1000,
+    all_or_nothing: Annotated[bool, typer.Option(
+        "--all-or-nothing", help="Validate every line first; publish nothing if any is invalid.")] = False,
+    currency: Annotated[str | None, typer.Option(
+        help="Settlement currency for --all-or-nothing (default: CONVERGENCE_CURRENCY).")] = None,
 ) -> None:
-    """Publish CloudEvents from a JSON-lines file through the ingest path, in batches."""
+    """Publish CloudEvents from a JSON-lines file through the ingest path, in batches; report refused lines."""
     from services.publisher import publish_file
 
     settings = Settings()
     base_url = url or f"http://{settings.api_host}:{settings.api_port}"
-    outcome = publish_file(file, base_url, token, batch, err)
+    outcome = publish_file(file, base_url, token, batch, err, currency=currency or settings.currency,
+                           all_or_nothing=all_or_nothing)
     typer.echo(json.dumps(outcome))
     if outcome["rejected"]:
         raise typer.Exit(1)
@@ -173,3 +181,15 @@ def ledger() -> None:
     from services.ledger.app import create_app
 
     _serve_app(create_app)
+
+
+@app.command()
+def rebuild(timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 600.0) -> None:
+    """Rebuild the broker's topics and the live state from the ledger (for a broker that lost its data)."""
+    import asyncio
+
+    from services.rebuild import rebuild as run_rebuild
+
+    settings = Settings()
+    outcome = asyncio.run(run_rebuild(settings, timeout))
+    typer.echo(json.dumps(outcome))

@@ -23,12 +23,14 @@ class Settings(BaseSettings):
     partitions: int = 4
     replication_factor: int = 1
     fetch_max_wait_ms: int = 100
-    publish_timeout_ms: int = Field(default=30_000, description="how long ingest waits for Kafka, then 503")
+    broker_timeout_ms: int = Field(default=5_000, description="how long a request waits for the broker, then 503")
     # The embedded Tansu answers aiokafka's InitProducerId (v0) with an error: set False for it.
     kafka_idempotent_producer: bool = Field(default=True, description="use idempotent Kafka producers")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     processor_web_port: int = 6066
+    processor_health_url: str | None = Field(default=None, description="the processor's /healthz, checked by the "
+                                             "API's (`up` sets it)")
     currency: str = "USD"
     provider_id: str = "provider"
     measures_debounce_ms: int = 200

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
+import httpx
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from services.settings import Settings
 
 __all__ = ["ApiError", "HealthCheck", "SettingsDep", "add_health_check", "get_settings",
-           "install_error_handlers", "ops_router", "service_app"]
+           "install_error_handlers", "ops_router", "processor_check", "service_app"]
 
-HealthCheck = Callable[[], Awaitable[bool]]
+HealthCheck = Callable[[], Awaitable[bool | str]]
+"""True when healthy; False, or the reason as a string, when not."""
+log = logging.getLogger(__name__)
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -52,14 +59,27 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return _error(422, "validation_error", reasons or "invalid request")
 
 
-async def _internal_error(_: Request, __: Exception) -> JSONResponse:
+async def _broker_away(_: Request, __: Exception) -> JSONResponse:
+    return _error(503, "unavailable", "the event broker is unavailable; try again shortly")
+
+
+async def _database_away(_: Request, __: Exception) -> JSONResponse:
+    return _error(503, "unavailable", "the database is unavailable; try again shortly")
+
+
+async def _internal_error(_: Request, error: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=error)
     return _error(500, "internal", "internal server error")
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every HTTP, validation and unexpected error in the project error format."""
+    """Render every HTTP, validation and unexpected error in the project error format; a broker or database
+    that is away is a 503 (retry), never a 500, and no library's message reaches the client."""
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(KafkaError, _broker_away)
+    app.add_exception_handler(OperationalError, _database_away)
+    app.add_exception_handler(InterfaceError, _database_away)
     app.add_exception_handler(Exception, _internal_error)
 
 
@@ -78,11 +98,35 @@ def add_health_check(app: FastAPI, name: str, check: HealthCheck) -> None:
     app.state.health_checks[name] = check
 
 
+HEALTH_CHECK_TIMEOUT_S = 3.0
+
+
 async def _outcome(check: HealthCheck) -> str:
+    """`ok`, or `failing` with the reason a check gave (a string) or the error it raised."""
     try:
-        return "ok" if await check() else "failing"
-    except Exception:  # a check that cannot even run is failing, not a 500
-        return "failing"
+        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
+            result = await check()
+    except TimeoutError:
+        return f"failing: no answer within {HEALTH_CHECK_TIMEOUT_S:g} s"
+    except Exception as error:  # a check that cannot even run is failing, not a 500
+        return f"failing: {type(error).__name__}"
+    if result is True:
+        return "ok"
+    return f"failing: {result}" if isinstance(result, str) and result else "failing"
+
+
+def processor_check(url: str) -> HealthCheck:
+    """A check that the processor's own `/healthz` at `url` answers 200."""
+
+    async def processor() -> bool | str:
+        async with httpx.AsyncClient(timeout=HEALTH_CHECK_TIMEOUT_S) as client:
+            try:
+                response = await client.get(url)
+            except httpx.HTTPError:
+                return "the processor does not answer"
+        return True if response.status_code == 200 else f"the processor is not ready ({response.status_code})"
+
+    return processor
 
 
 ops_router = APIRouter(tags=["operations"])
@@ -90,7 +134,7 @@ ops_router = APIRouter(tags=["operations"])
 
 @ops_router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
-    """Liveness and readiness: 200 when every registered check passes, else 503."""
+    """Liveness and readiness of every part: 200 when every check passes, else 503 with the failing ones' reasons."""
     checks: dict[str, HealthCheck] = getattr(request.app.state, "health_checks", {})
     results = {name: await _outcome(check) for name, check in checks.items()}
     healthy = all(result == "ok" for result in results.values())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import reprlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -21,11 +24,14 @@ from pydantic import (
     model_validator,
 )
 
-from shared.money import ZERO, parse_decimal
+from shared.money import ZERO, parse_bounded
 from shared.periods import ts_of
 
 __all__ = [
     "DATA_MODELS",
+    "EARLIEST",
+    "LATEST",
+    "MAX_ID_LENGTH",
     "CaseResolved",
     "Event",
     "EventError",
@@ -38,21 +44,39 @@ __all__ = [
     "SaleReversed",
     "SurveyResponded",
     "family_of",
+    "load_json",
     "parse_event",
 ]
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+# SPEC §2.1: the range of event times, and the longest id.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+MAX_ID_LENGTH = 256
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Decode JSON with every non-integer number as an exact `Decimal`; raise ValueError when invalid."""
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:  # decode errors, NaN/Infinity, absurd nesting
+        raise ValueError(f"not valid JSON: {error}") from None
 
 
 def _non_negative(value: object) -> Decimal:
-    amount = parse_decimal(value)
+    amount = parse_bounded(value)
     if amount < ZERO:
         raise ValueError("must not be negative")
     return amount
 
 
 Money = Annotated[Decimal, BeforeValidator(_non_negative)]
-Id = Annotated[str, Field(min_length=1, strict=True)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, strict=True)]
+OptionalId = Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None
 
 
 class PartyKind(StrEnum):
@@ -81,13 +105,13 @@ class PartyRegistered(_Data):
     kind: PartyKind
     name: str | None = None
     role: str | None = None
-    manager_id: str | None = None
+    manager_id: OptionalId = None
     tier: str | None = None
 
 
 class Credit(_Data):
     party_id: Id
-    share: Annotated[Decimal, BeforeValidator(parse_decimal)]
+    share: Annotated[Decimal, BeforeValidator(parse_bounded)]
 
     @field_validator("share")
     @classmethod
@@ -106,8 +130,8 @@ class SaleClosed(_Priced):
     product: str | None = None
     motion: Literal["new", "upsell", "cross_sell"] = "new"
     credits: Annotated[tuple[Credit, ...], Field(min_length=1)]
-    partner_id: str | None = None
-    referral_id: str | None = None
+    partner_id: OptionalId = None
+    referral_id: OptionalId = None
 
     @field_validator("credits")
     @classmethod
@@ -134,7 +158,7 @@ class CaseResolved(_Data):
     customer_id: Id
     resolver_id: Id
     first_contact: StrictBool
-    handle_minutes: Annotated[Decimal, BeforeValidator(_non_negative)] | None = None
+    handle_minutes: Money | None = None
 
 
 class SurveyResponded(_Data):
@@ -155,7 +179,7 @@ class ReferralMade(_Data):
     referral_id: Id
     referrer_id: Id
     prospect_id: Id
-    provider_id: str | None = None
+    provider_id: OptionalId = None
 
 
 class RetentionRenewed(_Data):
@@ -191,15 +215,22 @@ def family_of(event_type: str) -> str:
 def _utc(value: object) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string")
-    if not _RFC3339.match(value):
-        raise ValueError(f"{value!r} is not an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SS[.frac]Z or ±HH:MM)")
+    shown = reprlib.repr(value)
+    if not _RFC3339.fullmatch(value):
+        raise ValueError(f"{shown} is not an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SS[.frac]Z or ±HH:MM)")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an RFC 3339 timestamp") from None
+        raise ValueError(f"{shown} is not an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset")
-    return parsed.astimezone(UTC)
+        raise ValueError(f"{shown} has no UTC offset")
+    try:
+        moment = parsed.astimezone(UTC)
+    except OverflowError:  # the offset moves it before year 1 or after year 9999
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"{shown} must be between 1970-01-01T00:00:00Z and 9999-12-31T00:00:00Z")
+    return moment
 
 
 class Event(BaseModel):
@@ -262,11 +293,39 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _decoded(encoded: object) -> Any:
+    """The JSON payload of `data_base64` (strict base64 of UTF-8 JSON), numbers as `Decimal`."""
+    if not isinstance(encoded, str):
+        raise EventError("data_base64: must be a base64 string")
+    try:
+        text = base64.b64decode(encoded, validate=True).decode()
+    except ValueError:  # binascii.Error, non-ASCII text, UnicodeDecodeError
+        raise EventError("data_base64: not valid base64 of UTF-8 text") from None
+    try:
+        return load_json(text)
+    except ValueError as error:
+        raise EventError(f"data_base64: {error}") from None
+
+
+def _inline_data(raw: dict) -> dict:
+    """`raw` with a `data_base64` payload (CloudEvents JSON format) decoded into `data`."""
+    if "data_base64" not in raw:
+        return raw
+    if "data" in raw:
+        raise EventError("data_base64: an event carries data or data_base64, not both")
+    inlined = {name: value for name, value in raw.items() if name != "data_base64"}
+    inlined["data"] = _decoded(raw["data_base64"])
+    return inlined
+
+
 def parse_event(raw: object, currency: str = "USD") -> Event:
-    """Validate one structured-mode CloudEvent (already JSON-decoded, numbers as `Decimal`)."""
+    """Validate one structured-mode CloudEvent (already JSON-decoded, numbers as `Decimal`).
+
+    Raises only EventError, whatever `raw` is.
+    """
     if not isinstance(raw, dict):
         raise EventError("event: must be a JSON object")
     try:
-        return Event.model_validate(raw, context={"currency": currency})
+        return Event.model_validate(_inline_data(raw), context={"currency": currency})
     except ValidationError as error:
         raise EventError(_describe(error)) from None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from services.broker.topics import inbound_topic
 from services.settings import Settings
-from shared.events import Event, family_of
+from shared.events import Event, family_of, load_json
 
 __all__ = ["CONTENT_TYPE", "binary_event", "decode", "encode", "is_json", "key_of", "loads", "topic_for"]
 
@@ -21,16 +21,7 @@ _KEY_FIELDS = {"party": "party_id", "sale": "order_id", "referral": "referral_id
                "service": "customer_id", "survey": "customer_id", "retention": "customer_id"}
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def loads(raw: bytes | str) -> Any:
-    """Decode JSON with every non-integer number as an exact `Decimal`; raise ValueError when invalid."""
-    try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:  # decode errors, NaN/Infinity, absurd nesting
-        raise ValueError(f"not valid JSON: {error}") from None
+loads = load_json  # the event contract's exact JSON: non-integer numbers as `Decimal`, ValueError when invalid
 
 
 def is_json(content_type: str | None) -> bool:
@@ -67,12 +58,23 @@ def encode(event: Event) -> tuple[bytes, bytes, Headers]:
     return key_of(event).encode(), value, [("content-type", CONTENT_TYPE.encode())]
 
 
+def _header_fields(headers: Headers) -> dict[str, str]:
+    """Header values as text by lower-case name; ValueError for anything but (name, UTF-8 bytes) pairs."""
+    fields = {}
+    for header in headers:
+        name, raw = header if isinstance(header, tuple | list) and len(header) == 2 else (None, None)
+        if not isinstance(name, str) or not isinstance(raw, bytes | None):
+            raise ValueError(f"header {reprlib.repr(header)} is not a (name, bytes) pair")
+        try:
+            fields[name.lower()] = (raw or b"").decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"header {reprlib.repr(name)} is not UTF-8") from None
+    return fields
+
+
 def decode(value: bytes | None, headers: Headers) -> dict:
-    """The event dict of a Kafka message in binary (`ce_*` headers) or structured mode."""
-    try:
-        fields = {name.lower(): (raw or b"").decode() for name, raw in headers}
-    except UnicodeDecodeError:
-        raise ValueError("headers are not UTF-8") from None
+    """The event dict of a Kafka message in binary (`ce_*` headers) or structured mode; raises only ValueError."""
+    fields = _header_fields(headers)
     if "ce_specversion" in fields:
         attributes = {name[3:]: text for name, text in fields.items() if name.startswith("ce_")}
         return binary_event(attributes, value, fields.get("content-type"))

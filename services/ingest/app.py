@@ -1,48 +1,48 @@
-"""The ingest service: its producer and keys store opened in a lifespan, and the app to run it alone."""
+"""The ingest service: the ledger it writes to and the relay that publishes it, opened in a lifespan."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.background import running
+from services.ingest.dead_letters import router as dead_letters_router
 from services.ingest.routes import router
+from services.ledger.relay import Relay
 from services.lifespans import standalone
 from services.settings import Settings
-from services.store.keys import IngestKeys
+from services.store.dead_letters import DeadLetterStore
+from services.store.ledger import LedgerStore
 from services.web import add_health_check, service_app
 
 __all__ = ["create_app", "ingest_lifespan"]
 
-HEALTH_TIMEOUT_S = 2.0
-
 
 @asynccontextmanager
 async def ingest_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
-    """Give the ingest routes a started producer and the keys store on `app.state`; stop it on exit."""
-    settings: Settings = app.state.settings
-    producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap,
-                                enable_idempotence=settings.kafka_idempotent_producer, acks="all",
-                                request_timeout_ms=settings.publish_timeout_ms)
-    await producer.start()
+    """Give the ingest routes the ledger and the relay on `app.state`; publish while the app runs."""
+    ledger = LedgerStore(sessions)
+    relay = Relay(app.state.settings, ledger)
+    app.state.ledger = ledger
+    app.state.relay = relay
+    app.state.dead_letters = DeadLetterStore(sessions)
 
-    async def broker_answers() -> bool:
-        return await asyncio.wait_for(producer.client.force_metadata_update(), HEALTH_TIMEOUT_S)
+    async with running(relay.run(), "relay") as task:
 
-    app.state.producer = producer
-    app.state.ingest_keys = IngestKeys(sessions)
-    add_health_check(app, "kafka", broker_answers)
-    try:
+        async def relaying() -> bool | str:
+            if task.done():
+                return "the relay stopped"
+            return True if relay.failing is None else f"the broker is unavailable ({relay.failing})"
+
+        add_health_check(app, "kafka", relaying)
         yield
-    finally:
-        await producer.stop()
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The ingest service alone: `POST /v1/events`, `/healthz` and `/metrics`, on a migrated database."""
+    """The ingest service alone: `POST /v1/events`, the dead letters, `/healthz` and `/metrics`."""
 
-    return service_app("Convergence ingest", settings, standalone(settings, ingest_lifespan), router)
+    return service_app("Convergence ingest", settings, standalone(settings, ingest_lifespan), router,
+                       dead_letters_router)

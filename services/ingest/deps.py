@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aiokafka import AIOKafkaProducer
 from fastapi import Depends, Request
 
-from services.store.keys import IngestKeys
+from services.ledger.relay import Relay
+from services.store.dead_letters import DeadLetterStore
+from services.store.ledger import LedgerStore
 
-__all__ = ["IngestKeysDep", "ProducerDep"]
-
-
-def get_producer(request: Request) -> AIOKafkaProducer:
-    """The started producer every request publishes with."""
-    return request.app.state.producer
+__all__ = ["DeadLettersDep", "LedgerDep", "RelayDep"]
 
 
-def get_ingest_keys(request: Request) -> IngestKeys:
-    """The store of (source, id) keys already accepted."""
-    return request.app.state.ingest_keys
+def get_ledger(request: Request) -> LedgerStore:
+    """The ledger every accepted event is written to before it is acknowledged."""
+    return request.app.state.ledger
 
 
-ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
-IngestKeysDep = Annotated[IngestKeys, Depends(get_ingest_keys)]
+def get_relay(request: Request) -> Relay:
+    """The relay that publishes the ledger into the inbound topics."""
+    return request.app.state.relay
+
+
+def get_dead_letters(request: Request) -> DeadLetterStore:
+    return request.app.state.dead_letters
+
+
+LedgerDep = Annotated[LedgerStore, Depends(get_ledger)]
+RelayDep = Annotated[Relay, Depends(get_relay)]
+DeadLettersDep = Annotated[DeadLetterStore, Depends(get_dead_letters)]

@@ -8,11 +8,13 @@ from urllib.parse import unquote
 
 from services.broker.binding import binary_event, is_json, loads
 
-__all__ = ["BATCH", "MAX_BATCH", "STRUCTURED", "BindingError", "parse_request"]
+__all__ = ["BATCH", "MAX_BATCH", "MAX_BODY_BYTES", "STRUCTURED", "BindingError", "check_content_length",
+           "parse_request"]
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 MAX_BATCH = 10_000
+MAX_BODY_BYTES = 32 * 1024 * 1024  # SPEC §2.1: a request body is at most 32 MiB
 
 
 class BindingError(ValueError):
@@ -21,6 +23,23 @@ class BindingError(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _too_large(size: int | str) -> BindingError:
+    return BindingError(413, f"a request body may be at most {MAX_BODY_BYTES} bytes (32 MiB), this one has {size}")
+
+
+def check_content_length(headers: Mapping[str, str]) -> None:
+    """Refuse by its Content-Length, before reading it, a body over MAX_BODY_BYTES (413); keys are lower-case."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return
+    digits = declared.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise BindingError(400, f"Content-Length {declared[:40]!r} is not a number of bytes")
+    significant = digits.lstrip("0")  # int() of thousands of digits would raise, so count them first
+    if len(significant) > len(str(MAX_BODY_BYTES)) or int(significant or "0") > MAX_BODY_BYTES:
+        raise _too_large(significant[:40])
 
 
 def _json(body: bytes) -> Any:
@@ -58,6 +77,8 @@ def _binary(headers: Mapping[str, str], body: bytes, content_type: str | None) -
 
 def parse_request(headers: Mapping[str, str], body: bytes) -> list[Any]:
     """The raw events of a request, in order; `headers` keys are lower-case. Raises BindingError."""
+    if len(body) > MAX_BODY_BYTES:
+        raise _too_large(len(body))
     content_type = headers.get("content-type")
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media == BATCH:

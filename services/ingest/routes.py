@@ -1,27 +1,36 @@
-"""`POST /v1/events`: validate every event, drop duplicates, publish the rest, answer once Kafka has them."""
+"""`POST /v1/events`: validate every event, write the new ones to the ledger, answer once they are there.
+
+The ledger is the durability point: a 202 means the events are committed to the database, whatever
+happens to the broker next; the relay publishes them (`services.ledger.relay`).
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from services.auth import require
-from services.broker.batches import Message, send_batched
-from services.broker.binding import encode, topic_for
-from services.ingest.deps import IngestKeysDep, ProducerDep
-from services.ingest.http_binding import BATCH, MAX_BATCH, STRUCTURED, BindingError, parse_request
+from services.broker.binding import encode
+from services.ingest.deps import LedgerDep, RelayDep
+from services.ingest.http_binding import (
+    BATCH,
+    MAX_BATCH,
+    STRUCTURED,
+    BindingError,
+    check_content_length,
+    parse_request,
+)
 from services.ingest.metrics import EVENTS, REQUEST_SECONDS
+from services.ledger.relay import Relay
+from services.ledger.rows import event_row
 from services.settings import Settings
+from services.store.ledger import LedgerStore
 from services.web import ApiError, SettingsDep
 from shared.events import Event, EventError, parse_event
 
-__all__ = ["Accepted", "router"]
+__all__ = ["Accepted", "accept", "router"]
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -56,37 +65,26 @@ def _validate(raws: list[Any], settings: Settings) -> list[Event]:
     return events
 
 
-async def _publish(producer: AIOKafkaProducer, events: list[Event], settings: Settings) -> None:
-    by_topic: defaultdict[str, list[Message]] = defaultdict(list)
-    for event in events:
-        by_topic[topic_for(event.type, settings)].append(encode(event))
-    sent = [future for topic, messages in by_topic.items()  # one request per partition, one wait for all acks
-            for future in await send_batched(producer, topic, messages)]
-    outcomes = await asyncio.gather(*sent, return_exceptions=True)  # every ack, even after a failure
-    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-    if failures:
-        raise failures[0]
+async def accept(raws: list[Any], settings: Settings, ledger: LedgerStore, relay: Relay) -> Accepted:
+    """Validate `raws` (all or none), append the events not in the ledger yet, and have them published."""
+    unique: dict[tuple[str, str], Event] = {}
+    for event in _validate(raws, settings):
+        unique.setdefault(event.key, event)  # within a request the first of a key wins
+    rows = [event_row(event, encode(event)[1].decode(), settings) for event in unique.values()]
+    accepted = await ledger.append(rows)
+    relay.nudge()
+    EVENTS.labels("accepted").inc(accepted)
+    EVENTS.labels("duplicate").inc(len(raws) - accepted)
+    return Accepted(accepted=accepted, duplicates=len(raws) - accepted)
 
 
 @router.post("/events", status_code=202, dependencies=[Depends(require("events:write"))], openapi_extra=_BODY)
-async def post_events(request: Request, settings: SettingsDep, keys: IngestKeysDep,
-                      producer: ProducerDep) -> Accepted:
+async def post_events(request: Request, settings: SettingsDep, ledger: LedgerDep, relay: RelayDep) -> Accepted:
     """Accept one CloudEvent or a batch (≤ 10 000) in structured, batched or binary HTTP mode."""
     with REQUEST_SECONDS.time():
         try:
+            check_content_length(request.headers)  # before reading a body that is too large
             raws = parse_request(request.headers, await request.body())
         except BindingError as error:
             raise ApiError(error.status, str(error)) from None
-        unique: dict[tuple[str, str], Event] = {}
-        for event in _validate(raws, settings):
-            unique.setdefault(event.key, event)  # within a request the first of a key wins
-        claimed = await keys.claim(list(unique))
-        fresh = [event for key, event in unique.items() if key in claimed]
-        try:
-            await _publish(producer, fresh, settings)
-        except KafkaError as error:
-            await keys.release([event.key for event in fresh])
-            raise ApiError(503, f"the event log is unavailable, nothing was accepted: {error}") from None
-        EVENTS.labels("accepted").inc(len(fresh))
-        EVENTS.labels("duplicate").inc(len(raws) - len(fresh))
-        return Accepted(accepted=len(fresh), duplicates=len(raws) - len(fresh))
+        return await accept(raws, settings, ledger, relay)

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ledger.consumer import LedgerService
 from services.lifespans import standalone
 from services.settings import Settings
-from services.store.ledger import LedgerStore
 from services.web import add_health_check, service_app
 
 __all__ = ["create_app", "ledger_lifespan"]
@@ -20,7 +19,7 @@ __all__ = ["create_app", "ledger_lifespan"]
 @asynccontextmanager
 async def ledger_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[LedgerService]:
     """Append the inbound topics to the ledger while the app runs; `/healthz` fails if the loop stops."""
-    service = LedgerService(app.state.settings, LedgerStore(sessions))
+    service = LedgerService.on(app.state.settings, sessions)
     await service.start()
 
     async def appending() -> bool:

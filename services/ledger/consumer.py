@@ -1,4 +1,10 @@
-"""The ledger service: consume the inbound topics, append valid events and the new positions together."""
+"""The ledger service: consume the inbound topics, append valid events and the new positions together.
+
+Positions are stored per broker log (`services.broker.identity`): on every assignment the service reads
+the broker's epoch and resumes at the positions stored for that log, from its start when there are none,
+so a broker that lost its log is read again from its beginning, never from another log's offsets.
+Refused messages (here, or by the processor on the dead-letter topic) are stored as dead letters.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,24 @@ import logging
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.broker.consuming import stop_consuming
-from services.broker.topics import inbound_topics
-from services.ledger.metrics import BATCH_SECONDS, DUPLICATES, EVENTS, SKIPPED
-from services.ledger.rows import ledger_row
+from services.broker.identity import BrokerIdentity
+from services.broker.topics import DEAD_LETTER, inbound_topics
+from services.ledger.metrics import BATCH_SECONDS, DEAD_LETTERS, DUPLICATES, EVENTS
+from services.ledger.rows import dead_letter_of, ledger_row, refused
 from services.settings import Settings
+from services.store.dead_letters import DeadLetterStore, NewDeadLetter
 from services.store.ledger import LedgerRow, LedgerStore
 
 __all__ = ["GROUP", "LedgerService", "fetch_end_offsets", "wait_caught_up"]
 
 GROUP = "convergence-ledger"
+EPOCH_WAIT_S = 30.0
 log = logging.getLogger(__name__)
+
+Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 async def fetch_end_offsets(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> dict[TopicPartition, int]:
@@ -29,50 +41,60 @@ async def fetch_end_offsets(consumer: AIOKafkaConsumer, topics: Iterable[str]) -
     return await consumer.end_offsets(partitions) if partitions else {}
 
 
-async def caught_up(store: LedgerStore, end_offsets: dict[TopicPartition, int]) -> bool:
-    """Whether the ledger holds every message before `end_offsets`."""
-    positions = await store.positions(GROUP)
+async def caught_up(store: LedgerStore, epoch: str, end_offsets: dict[TopicPartition, int]) -> bool:
+    """Whether the ledger holds every message of log `epoch` before `end_offsets`."""
+    positions = await store.positions(GROUP, epoch)
     return all(positions.get((tp.topic, tp.partition), 0) >= end for tp, end in end_offsets.items())
 
 
-async def wait_caught_up(consumer: AIOKafkaConsumer, store: LedgerStore, topics: Iterable[str],
-                         timeout_s: float, poll_s: float = 0.05) -> None:
-    """Wait until the ledger holds every message published to `topics` before this call (else TimeoutError)."""
-    end_offsets = await fetch_end_offsets(consumer, topics)
+async def wait_caught_up(consumer: AIOKafkaConsumer, identity: BrokerIdentity, store: LedgerStore,
+                         topics: Iterable[str], timeout_s: float, broker_timeout_s: float = 5.0,
+                         poll_s: float = 0.05) -> None:
+    """Wait until the ledger holds every message published to `topics` before this call; TimeoutError when it
+    does not in `timeout_s`, or the broker does not answer in `broker_timeout_s`."""
+    async with asyncio.timeout(broker_timeout_s):
+        epoch = await identity.read()
+        end_offsets = await fetch_end_offsets(consumer, topics)
+    if epoch is None:
+        raise TimeoutError("the broker has no identity yet: its topics are being created")
     async with asyncio.timeout(timeout_s):
-        while not await caught_up(store, end_offsets):
+        while not await caught_up(store, epoch, end_offsets):
             await asyncio.sleep(poll_s)
 
 
 class _ResumeFromLedger(ConsumerRebalanceListener):
-    """Seeks each assigned partition to the position stored with the ledger rows."""
+    """Seeks each assigned partition to the position stored with the ledger rows for this broker's log."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, store: LedgerStore) -> None:
-        self._consumer = consumer
-        self._store = store
+    def __init__(self, service: LedgerService) -> None:
+        self._service = service
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Nothing to commit: positions are written with the rows."""
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        positions = await self._store.positions(GROUP)
-        for tp in assigned:
-            # 0 on a partition never read; the broker resets it to its earliest offset if need be.
-            self._consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+        await self._service.resume(assigned)
 
 
 class LedgerService:
     """Keeps the ledger in step with the inbound topics; a replayed message is a no-op."""
 
-    def __init__(self, settings: Settings, store: LedgerStore, *, max_records: int = 5000,
-                 poll_timeout_ms: int = 1000) -> None:
+    def __init__(self, settings: Settings, store: LedgerStore, dead_letters: DeadLetterStore, *,
+                 max_records: int = 5000, poll_timeout_ms: int = 1000) -> None:
         self._settings = settings
         self._store = store
+        self._dead_letters = dead_letters
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._topics = inbound_topics(settings)
+        self._dead_letter_topic = settings.topic(DEAD_LETTER)
+        self._identity = BrokerIdentity(settings)
+        self._epoch: str | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def on(cls, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> LedgerService:
+        return cls(settings, LedgerStore(sessions), DeadLetterStore(sessions))
 
     async def start(self) -> None:
         """Join the consumer group and start appending in the background."""
@@ -81,7 +103,7 @@ class LedgerService:
             enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=self._settings.fetch_max_wait_ms)
         await consumer.start()
-        consumer.subscribe(self._topics, listener=_ResumeFromLedger(consumer, self._store))
+        consumer.subscribe([*self._topics, self._dead_letter_topic], listener=_ResumeFromLedger(self))
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(), name="ledger")
 
@@ -91,38 +113,57 @@ class LedgerService:
             await stop_consuming(self._task, self._consumer)
         finally:
             self._task = self._consumer = None
+            await self._identity.stop()
 
     @property
     def healthy(self) -> bool:
         """Whether the append loop is running."""
         return self._task is not None and not self._task.done()
 
+    async def resume(self, assigned: list[TopicPartition]) -> None:
+        """Seek `assigned` to the positions stored for the broker's log (its start when there are none)."""
+        assert self._consumer is not None
+        async with asyncio.timeout(EPOCH_WAIT_S):  # the topics exist a moment before the identity does
+            while (epoch := await self._identity.read()) is None:
+                await asyncio.sleep(0.1)
+        if epoch != self._epoch:
+            log.info("ledger: reading broker log %s", epoch)
+        self._epoch = epoch
+        positions = await self._store.positions(GROUP, epoch)
+        for tp in assigned:
+            # 0 on a partition never read; the broker resets it to its earliest offset if need be.
+            self._consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+
     async def wait_caught_up(self, timeout_s: float, poll_s: float = 0.05) -> None:
         """Wait until the ledger holds every message published before this call (else TimeoutError)."""
         assert self._consumer is not None, "start() the service first"
-        await wait_caught_up(self._consumer, self._store, self._topics, timeout_s, poll_s)
+        await wait_caught_up(self._consumer, self._identity, self._store, self._topics, timeout_s,
+                             self._settings.broker_timeout_ms / 1000, poll_s)
 
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms,
                                                    max_records=self._max_records)
-            if batches:
-                await self._append(batches)
+            if batches and self._epoch is not None:
+                await self._append(batches, self._epoch)
 
-    async def _append(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    async def _append(self, batches: Batches, epoch: str) -> None:
         with BATCH_SECONDS.time():
-            rows = [row for records in batches.values() for record in records
-                    if (row := self._row(record)) is not None]
+            rows: list[LedgerRow] = []
+            letters: list[NewDeadLetter] = []
+            for tp, records in batches.items():
+                for record in records:
+                    if tp.topic == self._dead_letter_topic:
+                        letters.append(dead_letter_of(record, epoch))
+                        continue
+                    try:
+                        rows.append(ledger_row(record, self._settings, epoch))
+                    except ValueError as error:
+                        letters.append(refused(record, epoch, f"invalid event: {error}"))
+            # letters first: a crash between the two reads them again, and stores them once
+            DEAD_LETTERS.inc(await self._dead_letters.add(letters))
             positions = {(tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batches.items()}
-            appended = await self._store.append(rows, positions, consumer=GROUP)
+            appended = await self._store.append(rows, positions, consumer=GROUP, epoch=epoch)
         EVENTS.inc(appended)
         DUPLICATES.inc(len(rows) - appended)
-
-    def _row(self, record: ConsumerRecord[bytes, bytes]) -> LedgerRow | None:
-        try:
-            return ledger_row(record, self._settings)
-        except ValueError as error:
-            SKIPPED.inc()
-            log.debug("skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
-            return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
@@ -14,6 +15,7 @@ from faust.types import Message as FaustMessage
 from faust.types import StreamT
 
 from services.broker.batches import Message, send_batched
+from services.broker.identity import BrokerIdentity
 from services.broker.topics import inbound_topics
 from services.heap import HeapKeeper
 from services.processor.backfill import Backfill
@@ -26,6 +28,7 @@ __all__ = ["MAX_BATCH", "dead_letter_headers", "fold_agent", "inbound"]
 
 MAX_BATCH = 5000
 TAIL_CHECK_S = 5.0
+RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: a supervisor restarts the worker
 log = logging.getLogger(__name__)
 
 
@@ -74,17 +77,28 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
                                for partition in sorted(await producer.partitions_for(changelog))])
 
     lock = asyncio.Lock()  # one batch at a time: the stream's, or the tail watch's
-    restored = False
+    identity = BrokerIdentity(settings)
+    epoch: str | None = None
+
+    async def same_log() -> None:
+        """Exit when the broker's log is not the one the state was recovered from (`services.broker.identity`):
+        nothing of this state may be written into another log; restarted, the processor folds that log anew."""
+        if await identity.read() != epoch:
+            log.error("the broker's log changed under the processor (it lost its data or was replaced); "
+                      "exiting to be restarted on the new log")
+            os._exit(RESTART_EXIT_CODE)
 
     async def fold_batch(producer: AIOKafkaProducer, messages: list[Inbound], backfill: Backfill) -> None:
-        nonlocal restored
+        nonlocal epoch
         async with lock:
-            if not restored:  # the first batch comes after Faust's table recovery
-                rolled_back, restored = state.restore(), True
-                log.info("state restored: %d events seen, %d entries of an incomplete batch rolled back",
-                         len(state.seen), rolled_back)
+            if epoch is None:  # the first batch comes after Faust's table recovery
+                epoch = await identity.read()
+                rolled_back = state.restore()
+                log.info("state restored from broker log %s: %d events seen, %d entries of an incomplete batch "
+                         "rolled back", epoch, len(state.seen), rolled_back)
             with BATCH_SECONDS.time():
                 batch = state.process(await backfill.complete(state, messages))
+                await same_log()
                 await write(producer, batch)
             keeper.folded(len(messages))
             EVENTS.labels("applied").inc(batch.applied)
@@ -112,10 +126,10 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
                          ", ".join(sorted({f"{m.topic}[{m.partition}]" for m in found})))
                 await fold_batch(producer, found, backfill)
 
-    def unhealthy_on_failure(task: asyncio.Task) -> None:
+    def exit_on_failure(task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("the tail watch failed: the processor reports unhealthy", exc_info=task.exception())
-            status.stopped = True
+            log.error("the tail watch failed; exiting to be restarted", exc_info=task.exception())
+            os._exit(RESTART_EXIT_CODE)
 
     async def fold(stream: StreamT) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
@@ -123,16 +137,20 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
         await producer.start()
         backfill, tails = Backfill(settings), Backfill(settings)
         watch = asyncio.create_task(watch_tails(producer, tails), name="processor-tail-watch")
-        watch.add_done_callback(unhealthy_on_failure)
+        watch.add_done_callback(exit_on_failure)
         try:
             async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
                 await fold_batch(producer, [inbound(event.message) for event in events], backfill)
+        except Exception:  # Faust would keep the worker up with a dead agent: exit, to be restarted
+            log.exception("the fold agent failed; exiting to be restarted")
+            os._exit(RESTART_EXIT_CODE)
         finally:
             status.stopped = True
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
             await backfill.stop()
             await tails.stop()
+            await identity.stop()
             await producer.stop()
 
     return fold

@@ -19,7 +19,8 @@ STATE_TABLE = "state"
 # A killed worker's group membership lapses after the session timeout: keep restarts quick.
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 1.0
-QUIET_LOGGERS = ("faust", "mode", "aiokafka")
+QUIET_LOGGERS = {"faust": logging.WARNING, "mode": logging.WARNING,
+                 "aiokafka": logging.CRITICAL}  # it logs every failed reconnect while the broker is away
 
 
 def app_id(settings: Settings) -> str:
@@ -52,11 +53,12 @@ def create_app(settings: Settings) -> faust.App:
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Create the topics, then run the processor in this process until it is stopped (never returns).
 
-    Faust, mode and aiokafka log warnings and errors only; this service logs at `loglevel`.
+    Faust and mode log warnings and errors only, aiokafka nothing below critical; this service logs at
+    `loglevel`.
     """
     asyncio.run(ensure_topics(settings))
     (settings.data_dir / "processor").mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = create_app(settings)
-    for noisy in QUIET_LOGGERS:  # the worker's logging setup leaves named loggers' levels alone
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy, level in QUIET_LOGGERS.items():  # the worker's logging setup leaves named loggers' levels alone
+        logging.getLogger(noisy).setLevel(level)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

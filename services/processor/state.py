@@ -26,6 +26,7 @@ the rolled-back entries.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,15 @@ __all__ = ["APPLIED", "MARKER", "Batch", "Inbound", "ProcessorState", "Rejection
 APPLIED = "applied"
 MARKER = b'["batch"]'
 Headers = list[tuple[str, bytes | None]]
+log = logging.getLogger(__name__)
+
+
+class _FoldFailed(Exception):
+    """The fold raised something other than `Conflict` on the message at `where`."""
+
+    def __init__(self, where: tuple[str, int, int], reason: str) -> None:
+        super().__init__(reason)
+        self.where, self.reason = where, reason
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,24 @@ class ProcessorState:
         return len(self._repairs) + len(self._stale)
 
     def process(self, messages: Sequence[Inbound]) -> Batch:
-        """Fold a batch in and write it to the table; return what to publish. Then write its `marker`."""
+        """Fold a batch in and write it to the table; return what to publish. Then write its `marker`.
+
+        An event the fold fails on (not a `Conflict`: a bug, or input no check foresaw) may have changed
+        part of the state: the batch is then rolled back to the table (which holds the state before it)
+        and folded again without that event, which is dead-lettered with the failure.
+        """
+        failed: dict[tuple[str, int, int], str] = {}
+        positions, seen = dict(self.positions), set(self.seen)
+        while True:
+            try:
+                return self._process(messages, failed)
+            except _FoldFailed as failure:
+                failed[failure.where] = failure.reason
+                self._roll_back()
+                self.positions, self.seen = dict(positions), set(seen)
+                self.batch_number -= 1
+
+    def _process(self, messages: Sequence[Inbound], failed: Mapping[tuple[str, int, int], str]) -> Batch:
         self.batch_number += 1
         batch = Batch(self.batch_number)
         firsts: dict[tuple[str, int], int] = {}
@@ -151,9 +178,23 @@ class ProcessorState:
             self.positions[where] = message.offset + 1
             if message.timestamp_s is not None:
                 batch.newest_timestamp_s = max(batch.newest_timestamp_s or 0.0, message.timestamp_s)
-            self._one(message, batch, added.setdefault(where, []))
+            reason = failed.get((*where, message.offset))
+            if reason is None:
+                self._one(message, batch, added.setdefault(where, []))
+            else:
+                added.setdefault(where, [])
+                batch.rejected.append(Rejection(message, reason))
         self._write(batch, firsts, added)
         return batch
+
+    def _roll_back(self) -> None:
+        """Put every record the unfinished batch changed back as the table has it."""
+        for record in self.fold.changed:
+            image = self._repairs.get(record)
+            if image is None:
+                image = self._committed(encode_key(record))
+            put_record(self.fold, record, json.loads(image))
+        self.fold.changed.clear()
 
     def missing(self, messages: Sequence[Inbound], starts: Mapping[tuple[str, int], int]
                 ) -> dict[tuple[str, int], tuple[int, int]]:
@@ -222,6 +263,10 @@ class ProcessorState:
         except Conflict as error:
             batch.rejected.append(Rejection(message, f"conflict: {error}"))
             return
+        except Exception as error:
+            log.exception("folding %s[%d]@%d failed", message.topic, message.partition, message.offset)
+            raise _FoldFailed((message.topic, message.partition, message.offset),
+                              f"processing failed: {type(error).__name__}: {error}") from error
         self.seen.add(event.key)
         added.append(list(event.key))
         batch.applied += 1

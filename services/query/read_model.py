@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from services.broker.consuming import stop_consuming
+from services.broker.identity import BrokerIdentity
 from services.broker.topics import MEASURES
 from services.query.metrics import POSITION, RECORDS
 from services.records import apply_message
@@ -20,6 +23,7 @@ __all__ = ["ReadModel"]
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 1000
+EPOCH_CHECK_S = 2.0
 
 Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
@@ -38,6 +42,8 @@ class ReadModel:
         self.positions: dict[int, int] = {}  # partition -> offset after the newest record applied
         self._settings = settings
         self._max_records = max_records  # bounds how long one batch keeps requests waiting
+        self._identity = BrokerIdentity(settings)
+        self._epoch: str | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -51,9 +57,8 @@ class ReadModel:
                                     fetch_max_wait_ms=settings.fetch_max_wait_ms)
         await consumer.start()
         try:
-            partitions = sorted(consumer.assignment())
-            await consumer.seek_to_beginning(*partitions)
-            targets = await consumer.end_offsets(partitions)
+            self._epoch = await self._identity.read()
+            targets = await _from_the_beginning(consumer)
         except BaseException:
             await consumer.stop()
             raise
@@ -67,6 +72,7 @@ class ReadModel:
             await stop_consuming(self._task, self._consumer)
         finally:
             self._task = self._consumer = None
+            await self._identity.stop()
 
     async def healthy(self) -> bool:
         """Ready (caught up with the topic's end as it was at start) and still reading."""
@@ -82,11 +88,35 @@ class ReadModel:
             RECORDS.inc(len(records))
 
     async def _run(self, consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> None:
+        checked = time.monotonic()
         while True:
+            if time.monotonic() - checked > EPOCH_CHECK_S:
+                checked = time.monotonic()
+                targets = await self._same_log(consumer) or targets
             if not self.ready:
                 self.ready = await _reached(consumer, targets)
             self._apply(await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=self._max_records))
             await asyncio.sleep(0)  # getmany returns buffered records without yielding: let requests in
+
+    async def _same_log(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int] | None:
+        """When the broker's log changed (`services.broker.identity`), start the replica again from the new
+        log's beginning and return its new targets; the processor republishes every record there."""
+        try:
+            epoch = await self._identity.read()
+        except KafkaError:
+            return None  # the broker is away; look again later
+        if epoch is None or epoch == self._epoch:
+            return None
+        log.warning("the broker's log changed: the replica of the measures is read again")
+        self.fold, self.ready, self.positions, self._epoch = Fold(self._settings.provider_id), False, {}, epoch
+        return await _from_the_beginning(consumer)
+
+
+async def _from_the_beginning(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+    """Seek every partition to its beginning; return the end offsets to reach before the replica is ready."""
+    partitions = sorted(consumer.assignment())
+    await consumer.seek_to_beginning(*partitions)
+    return await consumer.end_offsets(partitions)
 
 
 async def _reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:

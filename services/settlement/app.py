@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.broker.identity import BrokerIdentity
 from services.broker.topics import SETTLEMENTS, inbound_topics
 from services.ledger.consumer import wait_caught_up
 from services.lifespans import standalone
@@ -27,6 +30,8 @@ from shared.settlement import Settlement
 
 __all__ = ["create_app", "settlement_lifespan"]
 
+log = logging.getLogger(__name__)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -41,9 +46,12 @@ def _announcer(settings: Settings, producer: AIOKafkaProducer) -> Callable[[Sett
                  "data": {"period": settlement.period, "plan_hashes": settlement.plan_hashes,
                           "totals": {c: str(a) for c, a in settlement.totals.items()},
                           "statements": len(settlement.statements)}}
-        await producer.send_and_wait(settings.topic(SETTLEMENTS), json.dumps(event).encode(),
-                                     key=settlement.period.encode(),
-                                     headers=[("content-type", b"application/cloudevents+json")])
+        try:
+            await producer.send_and_wait(settings.topic(SETTLEMENTS), json.dumps(event).encode(),
+                                         key=settlement.period.encode(),
+                                         headers=[("content-type", b"application/cloudevents+json")])
+        except KafkaError as error:  # the period is frozen either way; the announcement is a courtesy
+            log.warning("settlement.closed for %s was not published: %s", settlement.period, error)
     return announce
 
 
@@ -56,14 +64,18 @@ async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSe
     """
     settings: Settings = app.state.settings
     producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap,
-                                enable_idempotence=settings.kafka_idempotent_producer, acks="all")
-    watcher = AIOKafkaConsumer(bootstrap_servers=settings.resolved_kafka_bootstrap)
+                                enable_idempotence=settings.kafka_idempotent_producer, acks="all",
+                                request_timeout_ms=settings.broker_timeout_ms)
+    watcher = AIOKafkaConsumer(bootstrap_servers=settings.resolved_kafka_bootstrap,
+                               request_timeout_ms=settings.broker_timeout_ms)
+    identity = BrokerIdentity(settings)
     await producer.start()
     await watcher.start()
     ledger = LedgerStore(sessions)
     if catch_up is None:
         async def catch_up() -> None:
-            await wait_caught_up(watcher, ledger, inbound_topics(settings), settings.close_catch_up_timeout_s)
+            await wait_caught_up(watcher, identity, ledger, inbound_topics(settings),
+                                 settings.close_catch_up_timeout_s, settings.broker_timeout_ms / 1000)
     add_health_check(app, "database", lambda: reachable(sessions))
     app.state.settlements = SettlementStore(sessions)
     app.state.clock = getattr(app.state, "clock", _now)
@@ -77,6 +89,7 @@ async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSe
                                              app.state.clock):
                 yield
     finally:
+        await identity.stop()
         await watcher.stop()
         await producer.stop()
 

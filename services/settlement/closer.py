@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -22,6 +22,8 @@ from shared.settlement import Book, Settlement, settlement_from_data, settlement
 
 __all__ = ["Closer"]
 
+log = logging.getLogger(__name__)
+
 
 class Closer:
     """Closes periods one at a time; its fold follows the ledger incrementally between closes."""
@@ -34,6 +36,7 @@ class Closer:
         self._catch_up, self._announce, self._clock = catch_up, announce, clock
         self._fold = Fold(settings.provider_id)
         self._seq = 0
+        self._poisoned: set[int] = set()  # ledger rows the fold failed on: left out, as the processor does
         self._lock = asyncio.Lock()
 
     async def frozen(self, period: str) -> Settlement | None:
@@ -48,7 +51,6 @@ class Closer:
                 return existing
             started = time.perf_counter()
             await self._catch_up()
-            await self._wait_for_accepted(self._clock())
             await self._follow_ledger(await self._ledger.last_seq())
             book = Book({r.period: settlement_from_data(json.loads(r.body)) for r in await self._settlements.all()})
             settlement = book.close(self._fold, self._plans, period, self._clock())
@@ -71,20 +73,23 @@ class Closer:
                 return None
             return await events_behind(party_id, period, settled, self._fold, self._ledger, self._settings.currency)
 
-    async def _wait_for_accepted(self, until: datetime, poll_s: float = 0.05) -> None:
-        """Wait until every event acknowledged over HTTP by `until` is in the ledger.
-
-        Topic end offsets alone are not enough: the embedded broker can report a partition's end short
-        of its last records.
-        """
-        async with asyncio.timeout(self._settings.close_catch_up_timeout_s):
-            while await self._ledger.missing_accepted(until):
-                await asyncio.sleep(poll_s)
-
     async def _follow_ledger(self, up_to_seq: int) -> None:
-        """Fold the ledger rows written since the last close, in ledger order."""
+        """Fold the ledger rows written since the last close, in ledger order; a row the fold fails on (not a
+        `Conflict`: a bug, or input no check foresaw) is left out, and the rest folded again without it."""
+        while (failed := await self._fold_rows(up_to_seq)) is not None:
+            self._poisoned.add(failed)
+            self._fold, self._seq = Fold(self._settings.provider_id), 0
+
+    async def _fold_rows(self, up_to_seq: int) -> int | None:
         async for seq, event in ledger_events(self._ledger, self._settings.currency, after_seq=self._seq,
                                               up_to_seq=up_to_seq):
-            with contextlib.suppress(Conflict):  # dead-lettered by the processor, kept here for the audit trail
-                self._fold.apply(event)
+            if seq not in self._poisoned:
+                try:
+                    self._fold.apply(event)
+                except Conflict:  # dead-lettered by the processor, kept in the ledger for the audit trail
+                    pass
+                except Exception:
+                    log.exception("settlement: folding ledger row %d failed; it is left out", seq)
+                    return seq
             self._seq = seq
+        return None

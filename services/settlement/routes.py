@@ -47,9 +47,9 @@ async def close_period(period: str, closer: CloserDep, store: SettlementsDep) ->
     except CloseRefused as error:
         CLOSES.labels("refused").inc()
         raise ApiError(409, str(error), code="out_of_order") from None
-    except TimeoutError:
+    except TimeoutError as error:
         CLOSES.labels("timeout").inc()
-        raise ApiError(503, "the ledger did not catch up with the event topics in time") from None
+        raise ApiError(503, f"the ledger did not catch up with the event topics in time: {error}") from None
     CLOSES.labels("closed").inc()
     record = await store.get(period)
     return CloseOut.of(settlement, record.status.value if record else SettlementStatus.CLOSED.value)

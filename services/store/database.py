@@ -43,12 +43,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for `url`; a SQLite file gets its directory created and runs in WAL mode."""
+    """An async engine for `url`; a SQLite file gets its directory created and runs in WAL mode.
+
+    A new SQLite file and directory are readable by their owner only (SQLite gives its `-wal` and `-shm`
+    files the database file's mode).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
     engine = create_async_engine(url)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

@@ -1,4 +1,4 @@
-"""The relational schema: the event ledger, consumer positions, ingest keys and settlements."""
+"""The relational schema: the event ledger, consumer positions, the relay's cursors, dead letters and settlements."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Integer, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ConsumerOffset", "IngestKey", "LedgerEvent", "Settlement", "UtcDateTime"]
+__all__ = ["Base", "ConsumerPosition", "DeadLetter", "LedgerEvent", "RelayCursor", "Settlement", "UtcDateTime"]
 
 SEQ = BigInteger().with_variant(Integer, "sqlite")  # only INTEGER PRIMARY KEY autoincrements in SQLite
 
@@ -38,7 +38,12 @@ class Base(DeclarativeBase):
 
 
 class LedgerEvent(Base):
-    """One accepted event, in ledger (ingest) order, with the topic position it came from."""
+    """One accepted event, in ledger order (the order rows committed), with where it was read, if from a topic.
+
+    An event accepted over HTTP has no partition and offset: it was written here first and published after
+    (`services.ledger.relay`). `epoch` is the broker log a row was read from (`services.broker.identity`), so
+    that a broker which lost its log gets every row it lacks published again.
+    """
 
     __tablename__ = "events"
     __table_args__ = (UniqueConstraint("source", "id", name="uq_events_source_id"),)
@@ -49,31 +54,50 @@ class LedgerEvent(Base):
     type: Mapped[str]
     time: Mapped[datetime]
     topic: Mapped[str]
-    partition: Mapped[int]
-    offset: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[str]
+    partition: Mapped[int | None]
+    offset: Mapped[int | None] = mapped_column(BigInteger)
+    epoch: Mapped[str | None]
     body: Mapped[str] = mapped_column(Text)
     ingested_at: Mapped[datetime]
 
 
-class ConsumerOffset(Base):
-    """The next offset a consumer reads on a partition, committed with the rows it wrote."""
+class ConsumerPosition(Base):
+    """The next offset a consumer reads on a partition of one broker log, committed with the rows it wrote."""
 
-    __tablename__ = "consumer_offsets"
+    __tablename__ = "consumer_positions"
 
     consumer: Mapped[str] = mapped_column(primary_key=True)
+    epoch: Mapped[str] = mapped_column(primary_key=True)
     topic: Mapped[str] = mapped_column(primary_key=True)
     partition: Mapped[int] = mapped_column(primary_key=True)
     next_offset: Mapped[int] = mapped_column(BigInteger)
 
 
-class IngestKey(Base):
-    """An event key the HTTP ingest has accepted, so a resent event is published once."""
+class RelayCursor(Base):
+    """How far the ledger has been published into one broker log: every row up to `seq` is in it."""
 
-    __tablename__ = "ingest_keys"
+    __tablename__ = "relay_cursors"
 
-    source: Mapped[str] = mapped_column(primary_key=True)
-    id: Mapped[str] = mapped_column(primary_key=True)
-    accepted_at: Mapped[datetime]
+    epoch: Mapped[str] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeadLetter(Base):
+    """A refused message, durably: what was received, why, and where it was read (once per `dedup_key`)."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("dedup_key", name="uq_dead_letters_dedup_key"),)
+
+    id: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str]
+    reason: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str | None]
+    partition: Mapped[int | None]
+    offset: Mapped[int | None] = mapped_column(BigInteger)
+    key: Mapped[str | None]
+    value: Mapped[str] = mapped_column(Text)
+    dead_lettered_at: Mapped[datetime]
 
 
 class Settlement(Base):

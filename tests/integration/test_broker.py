@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.broker.embedded import BrokerStartError, embedded_broker, free_port
-from services.broker.topics import ensure_topics
+from services.broker.identity import BrokerIdentity
+from services.broker.topics import delete_topics, ensure_topics
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -37,7 +39,7 @@ async def test_the_broker_is_gone_and_its_port_free_after_exit() -> None:
 
 async def test_ensure_topics_creates_every_topic_once(tansu_bootstrap: str) -> None:
     settings = Settings(kafka_bootstrap=tansu_bootstrap, topic_prefix="x.", partitions=3)
-    assert set(await ensure_topics(settings)) == TOPICS
+    assert set(await ensure_topics(settings)) == {*TOPICS, "x.broker.identity"}
     assert await ensure_topics(settings) == []
     admin = AIOKafkaAdminClient(bootstrap_servers=tansu_bootstrap)
     await admin.start()
@@ -46,3 +48,29 @@ async def test_ensure_topics_creates_every_topic_once(tansu_bootstrap: str) -> N
     finally:
         await admin.close()
     assert {len(topic["partitions"]) for topic in described} == {3}
+
+
+async def identity_of(settings: Settings) -> str | None:
+    identity = BrokerIdentity(settings)
+    try:
+        return await identity.read()
+    finally:
+        await identity.stop()
+
+
+async def test_the_broker_gets_one_identity_whoever_creates_its_topics_and_a_new_one_once_they_are_gone(
+        tansu_bootstrap: str) -> None:
+    settings = Settings(kafka_bootstrap=tansu_bootstrap, topic_prefix="x.", partitions=1)
+    assert await identity_of(settings) is None
+
+    await asyncio.gather(*(ensure_topics(settings) for _ in range(3)))  # services starting together
+    first = await identity_of(settings)
+    await ensure_topics(settings)
+    assert first is not None and await identity_of(settings) == first
+
+    assert set(await delete_topics(settings)) == {*TOPICS, "x.broker.identity"}
+    async with asyncio.timeout(10):
+        while await identity_of(settings) is not None:
+            await asyncio.sleep(0.1)
+    await ensure_topics(settings)
+    assert await identity_of(settings) not in (None, first)

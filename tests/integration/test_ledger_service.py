@@ -11,9 +11,12 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from services.broker.binding import encode, topic_for
+from services.broker.embedded import embedded_broker, free_port
+from services.broker.identity import BrokerIdentity
+from services.broker.topics import ensure_topics
 from services.ledger.consumer import GROUP, LedgerService
 from services.settings import Settings
-from services.store import LedgerStore, create_engine, create_sessions, migrate
+from services.store import DeadLetterStore, LedgerStore, create_engine, create_sessions, migrate
 from shared.events import parse_event
 
 pytestmark = pytest.mark.integration
@@ -32,11 +35,16 @@ def settings(broker_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def ledger(settings: Settings) -> AsyncIterator[LedgerStore]:
+async def sessions(settings: Settings) -> AsyncIterator:
     await migrate(settings.resolved_database_url)
     engine = create_engine(settings.resolved_database_url)
-    yield LedgerStore(create_sessions(engine))
+    yield create_sessions(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+def ledger(sessions) -> LedgerStore:
+    return LedgerStore(sessions)
 
 
 async def publish(producer: AIOKafkaProducer, settings: Settings, raw: dict) -> None:
@@ -45,8 +53,16 @@ async def publish(producer: AIOKafkaProducer, settings: Settings, raw: dict) -> 
     await producer.send_and_wait(topic_for(event.type, settings), value, key=key, headers=headers)
 
 
-async def run_until_caught_up(settings: Settings, ledger: LedgerStore) -> None:
-    service = LedgerService(settings, ledger)
+async def epoch_of(settings: Settings) -> str | None:
+    identity = BrokerIdentity(settings)
+    try:
+        return await identity.read()
+    finally:
+        await identity.stop()
+
+
+async def run_until_caught_up(settings: Settings, sessions) -> None:
+    service = LedgerService.on(settings, sessions)
     await service.start()
     try:
         await service.wait_caught_up(CATCH_UP_TIMEOUT_S)
@@ -66,8 +82,8 @@ def duplicates() -> float:
     return REGISTRY.get_sample_value("convergence_ledger_duplicates_total") or 0.0
 
 
-async def test_valid_events_of_both_modes_are_stored_once_and_bad_ones_skipped(
-        settings: Settings, ledger: LedgerStore, producer: AIOKafkaProducer) -> None:
+async def test_valid_events_of_both_modes_are_stored_once_and_bad_ones_dead_lettered(
+        settings: Settings, ledger: LedgerStore, sessions, producer: AIOKafkaProducer) -> None:
     parties, sales = settings.topic("events.parties"), settings.topic("events.sales")
     for event_id in ("p-1", "p-2", "p-1"):
         await publish(producer, settings, party(event_id))
@@ -82,30 +98,62 @@ async def test_valid_events_of_both_modes_are_stored_once_and_bad_ones_skipped(
     await producer.send_and_wait(sales, encode(parse_event(party("p-4")))[1])  # a party on the sales topic
     duplicates_before = duplicates()
 
-    await run_until_caught_up(settings, ledger)
+    await run_until_caught_up(settings, sessions)
 
     events = await stored(ledger)
     assert set(events) == {("hr", "p-1"), ("hr", "p-2"), ("crm", "s-1")}
     assert duplicates() - duplicates_before == 1
     assert parse_event(events[("crm", "s-1")]).data.amount == Decimal("1234.10")
     assert parse_event(events[("hr", "p-1")]).time.isoformat() == "2026-03-14T10:22:00+00:00"
-    positions = await ledger.positions(GROUP)
+    positions = await ledger.positions(GROUP, await epoch_of(settings))
     assert sum(offset for (topic, _), offset in positions.items() if topic == parties) == 3
     assert sum(offset for (topic, _), offset in positions.items() if topic == sales) == 4
+    letters = await DeadLetterStore(sessions).page(0, 10)
+    assert sorted((letter.topic, letter.reason.split(":")[0]) for letter in letters) == [
+        (sales, "invalid event"), (sales, "invalid event"), (sales, "invalid event")]
+    assert {letter.value for letter in letters} >= {"{not json"}
 
 
 async def test_a_restarted_service_resumes_where_the_ledger_left_off(
-        settings: Settings, ledger: LedgerStore, producer: AIOKafkaProducer) -> None:
+        settings: Settings, ledger: LedgerStore, sessions, producer: AIOKafkaProducer) -> None:
     for event_id in ("p-1", "p-2"):
         await publish(producer, settings, party(event_id))
-    await run_until_caught_up(settings, ledger)
+    await run_until_caught_up(settings, sessions)
     first_seq = await ledger.last_seq()
     await publish(producer, settings, party("p-3"))
     await publish(producer, settings, party("p-1"))  # resent by its source
     duplicates_before = duplicates()
 
-    await run_until_caught_up(settings, ledger)
+    await run_until_caught_up(settings, sessions)
 
     assert set(await stored(ledger)) == {("hr", "p-1"), ("hr", "p-2"), ("hr", "p-3")}
     assert duplicates() - duplicates_before == 1  # only the resent one: nothing stored is read again
     assert [entry.seq async for entry in ledger.iter_events()][-1] == first_seq + 1
+
+
+async def test_a_broker_that_lost_its_log_is_read_from_its_start_not_at_the_old_offsets(
+        ledger: LedgerStore, sessions, tmp_path) -> None:
+    port = free_port()
+    async with embedded_broker(port) as bootstrap:
+        settings = Settings(kafka_bootstrap=bootstrap, partitions=1, data_dir=tmp_path,
+                            kafka_idempotent_producer=False, _env_file=None)
+        await ensure_topics(settings)
+        first_epoch = await epoch_of(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        for event_id in ("p-1", "p-2", "p-3"):
+            await publish(producer, settings, party(event_id))
+        await producer.stop()
+        await run_until_caught_up(settings, sessions)
+    async with embedded_broker(port):  # the same address, an empty log
+        await ensure_topics(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        await publish(producer, settings, party("p-4"))  # offset 0 of the new log, below the stored 3
+        await producer.stop()
+        await run_until_caught_up(settings, sessions)
+        second_epoch = await epoch_of(settings)
+
+    assert second_epoch not in (None, first_epoch)
+    assert set(await stored(ledger)) == {("hr", f"p-{n}") for n in range(1, 5)}
+    assert await ledger.positions(GROUP, second_epoch) == {(settings.topic("events.parties"), 0): 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -11,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.store import (
-    IngestKeys,
+    DeadLetterStore,
     LedgerRow,
     LedgerStore,
+    NewDeadLetter,
     SettlementStateError,
     SettlementStore,
     create_engine,
@@ -35,9 +37,12 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     await engine.dispose()
 
 
-def row(event_id: str, offset: int, *, source: str = "crm", partition: int = 0) -> LedgerRow:
-    return LedgerRow(source, event_id, "party.registered", T0, "events.parties", partition, offset,
-                     f'{{"id": "{event_id}", "source": "{source}"}}')
+def row(event_id: str, offset: int | None = None, *, source: str = "crm", partition: int = 0,
+        epoch: str | None = "log-1") -> LedgerRow:
+    """A row read from log `epoch` at `offset`, or (offset None) one accepted over HTTP."""
+    where = {} if offset is None else {"partition": partition, "offset": offset, "epoch": epoch}
+    return LedgerRow(source, event_id, "party.registered", T0, "events.parties", event_id,
+                     f'{{"id": "{event_id}", "source": "{source}"}}', **where)
 
 
 async def stored_bodies(ledger: LedgerStore) -> list[str]:
@@ -58,49 +63,53 @@ async def test_appending_the_same_batch_twice_stores_it_once_and_advances_positi
     ledger = LedgerStore(sessions)
     batch = [row("e-1", 0), row("e-2", 1)]
 
-    assert await ledger.append(batch, {("events.parties", 0): 2}, consumer=CONSUMER) == 2
-    assert await ledger.append(batch, {("events.parties", 0): 5}, consumer=CONSUMER) == 0
+    assert await ledger.append(batch, {("events.parties", 0): 2}, consumer=CONSUMER, epoch="log-1") == 2
+    assert await ledger.append(batch, {("events.parties", 0): 5}, consumer=CONSUMER, epoch="log-1") == 0
 
     assert len(await stored_bodies(ledger)) == 2
-    assert await ledger.positions(CONSUMER) == {("events.parties", 0): 5}
+    assert await ledger.positions(CONSUMER, "log-1") == {("events.parties", 0): 5}
 
 
 async def test_a_key_twice_within_one_batch_is_stored_once(sessions) -> None:
     ledger = LedgerStore(sessions)
 
     appended = await ledger.append([row("e-1", 0), row("e-1", 1), row("e-1", 2, source="erp")],
-                                   {("events.parties", 0): 3}, consumer=CONSUMER)
+                                   {("events.parties", 0): 3}, consumer=CONSUMER, epoch="log-1")
 
     assert appended == 2
     assert await ledger.last_seq() > 0
 
 
-async def test_positions_belong_to_their_consumer_and_partition(sessions) -> None:
+async def test_positions_belong_to_their_consumer_log_and_partition(sessions) -> None:
     ledger = LedgerStore(sessions)
 
-    await ledger.append([], {("a", 0): 3, ("a", 1): 7}, consumer=CONSUMER)
-    await ledger.append([], {("a", 0): 9}, consumer="other")
+    await ledger.append([], {("a", 0): 3, ("a", 1): 7}, consumer=CONSUMER, epoch="log-1")
+    await ledger.append([], {("a", 0): 9}, consumer="other", epoch="log-1")
+    await ledger.append([], {("a", 0): 1}, consumer=CONSUMER, epoch="log-2")
 
-    assert await ledger.positions(CONSUMER) == {("a", 0): 3, ("a", 1): 7}
-    assert await ledger.positions("other") == {("a", 0): 9}
-    assert await ledger.positions("nobody") == {}
+    assert await ledger.positions(CONSUMER, "log-1") == {("a", 0): 3, ("a", 1): 7}
+    assert await ledger.positions(CONSUMER, "log-2") == {("a", 0): 1}
+    assert await ledger.positions("other", "log-1") == {("a", 0): 9}
+    assert await ledger.positions("nobody", "log-1") == {}
+    assert await ledger.positions(CONSUMER, "log-3") == {}
 
 
 async def test_rows_are_rolled_back_when_their_positions_cannot_be_stored(sessions) -> None:
     ledger = LedgerStore(sessions)
 
     with pytest.raises(IntegrityError):
-        await ledger.append([row("e-1", 0)], {("events.parties", 0): None}, consumer=CONSUMER)  # type: ignore[dict-item]
+        await ledger.append([row("e-1", 0)], {("events.parties", 0): None},  # type: ignore[dict-item]
+                            consumer=CONSUMER, epoch="log-1")
 
     assert await stored_bodies(ledger) == []
-    assert await ledger.positions(CONSUMER) == {}
+    assert await ledger.positions(CONSUMER, "log-1") == {}
 
 
 async def test_iter_events_yields_the_ledger_in_seq_order_across_batches(sessions) -> None:
     ledger = LedgerStore(sessions)
     ids = [f"e-{n}" for n in range(7)]
-    await ledger.append([row(i, n) for n, i in enumerate(ids[:4])], {}, consumer=CONSUMER)
-    await ledger.append([row(i, n) for n, i in enumerate(ids[4:], 4)], {}, consumer=CONSUMER)
+    await ledger.append([row(i, n) for n, i in enumerate(ids[:4])])
+    await ledger.append([row(i) for i in ids[4:]])
 
     entries = [entry async for entry in ledger.iter_events(batch=3)]
 
@@ -115,48 +124,56 @@ async def test_an_empty_ledger_has_last_seq_zero(sessions) -> None:
     assert await LedgerStore(sessions).last_seq() == 0
 
 
-async def test_claim_returns_only_keys_never_claimed_before(sessions) -> None:
-    keys = IngestKeys(sessions)
-
-    assert await keys.claim([("crm", "1"), ("crm", "2")]) == {("crm", "1"), ("crm", "2")}
-    assert await keys.claim([("crm", "2"), ("crm", "3"), ("erp", "2")]) == {("crm", "3"), ("erp", "2")}
-    assert await keys.claim([]) == set()
-
-
-async def test_missing_accepted_counts_keys_accepted_until_then_and_not_yet_in_the_ledger(sessions) -> None:
+async def test_a_new_log_lacks_every_row_but_those_read_from_it(sessions) -> None:
     ledger = LedgerStore(sessions)
-    await IngestKeys(sessions, clock=lambda: T0).claim([("crm", "1"), ("crm", "2")])
-    await IngestKeys(sessions, clock=lambda: T0 + timedelta(seconds=1)).claim([("crm", "3")])
+    await ledger.append([row("http-1"), row("kafka-1", 0, epoch="log-1"), row("kafka-2", 1, epoch="log-2")])
 
-    assert await ledger.missing_accepted(T0) == 2
-    await ledger.append([row("1", 0)], {}, consumer=CONSUMER)
-    assert await ledger.missing_accepted(T0) == 1
-    await ledger.append([row("2", 1)], {}, consumer=CONSUMER)
-    assert await ledger.missing_accepted(T0) == 0
-    assert await ledger.missing_accepted(T0 + timedelta(seconds=1)) == 1
+    lacking_1, upto = await ledger.unpublished("log-1", 0, 100)
+    lacking_3, _ = await ledger.unpublished("log-3", 0, 100)
 
-
-async def test_a_key_repeated_within_one_claim_is_claimed_once(sessions) -> None:
-    assert await IngestKeys(sessions).claim([("crm", "1"), ("crm", "1")]) == {("crm", "1")}
+    assert [json.loads(r.body)["id"] for r in lacking_1] == ["http-1", "kafka-2"]
+    assert [json.loads(r.body)["id"] for r in lacking_3] == ["http-1", "kafka-1", "kafka-2"]
+    assert upto == await ledger.last_seq()
+    assert (lacking_1[0].topic, lacking_1[0].key) == ("events.parties", "http-1")
 
 
-async def test_concurrent_claims_of_the_same_keys_claim_each_key_exactly_once(sessions) -> None:
-    keys = IngestKeys(sessions)
-    wanted = [("crm", str(n)) for n in range(50)]
+async def test_the_relay_cursor_moves_per_log_and_never_back(sessions) -> None:
+    ledger = LedgerStore(sessions)
+    await ledger.append([row(f"e-{n}") for n in range(5)])
+    first, upto = await ledger.unpublished("log-1", 0, 2)
+    assert upto == first[-1].seq  # a full page: the rest waits for the next round
 
-    claims = await asyncio.gather(*(keys.claim(wanted) for _ in range(5)))
+    await ledger.move_relay_cursor("log-1", upto)
+    await ledger.move_relay_cursor("log-1", upto - 1)
 
-    claimed = [key for claim in claims for key in claim]
-    assert sorted(claimed) == sorted(wanted)
+    assert await ledger.relay_cursor("log-1") == upto
+    assert await ledger.relay_cursor("log-2") == 0
+    rest, end = await ledger.unpublished("log-1", upto, 100)
+    assert len(rest) == 3 and end == await ledger.last_seq()
 
 
-async def test_released_keys_can_be_claimed_again(sessions) -> None:
-    keys = IngestKeys(sessions)
-    await keys.claim([("crm", "1"), ("crm", "2")])
+async def test_concurrent_appends_of_the_same_events_store_each_once(sessions) -> None:
+    ledger = LedgerStore(sessions)
+    wanted = [row(str(n)) for n in range(50)]
 
-    await keys.release([("crm", "1"), ("crm", "never-claimed")])
+    appended = await asyncio.gather(*(ledger.append(wanted) for _ in range(5)))
 
-    assert await keys.claim([("crm", "1"), ("crm", "2")]) == {("crm", "1")}
+    assert sum(appended) == 50
+    assert len(await stored_bodies(ledger)) == 50
+
+
+async def test_dead_letters_are_stored_once_per_key_and_paged_oldest_first(sessions) -> None:
+    letters = DeadLetterStore(sessions, clock=lambda: T0)
+    new = [NewDeadLetter(f"k-{n}", f"reason {n}", f"value {n}", "events.sales", 0, n) for n in range(3)]
+
+    assert await letters.add([*new, new[0]]) == 3
+    assert await letters.add(new[1:]) == 0
+
+    page = await letters.page(0, 2)
+    assert [letter.reason for letter in page] == ["reason 0", "reason 1"]
+    assert [letter.reason for letter in await letters.page(page[-1].id, 2)] == ["reason 2"]
+    assert (await letters.get(page[0].id)) == page[0] and page[0].dead_lettered_at == T0
+    assert await letters.get(10_000) is None
 
 
 async def test_a_saved_settlement_reads_back_with_its_times_in_utc(sessions) -> None:

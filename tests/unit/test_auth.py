@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import stat
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from services.auth import SCOPES, create_token, ensure_default_tokens, granted_scopes, require
+import services.auth
+from services.auth import (
+    SCOPES,
+    Grant,
+    create_token,
+    ensure_default_tokens,
+    grant_of,
+    granted_scopes,
+    require,
+    token_name,
+)
 from services.settings import Settings
 from services.web import install_error_handlers
 
@@ -38,7 +52,84 @@ def test_default_tokens_are_created_once_with_every_scope(tmp_path: Path) -> Non
     token = ensure_default_tokens(path)
     assert token is not None
     assert granted_scopes(path, token) == set(SCOPES)
+    assert token_name(path, token) == "admin"
     assert ensure_default_tokens(path) is None
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_tokens_file_and_the_directories_it_creates_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "conf" / "tokens.json"
+    tmp_path.chmod(0o755)
+    old_umask = os.umask(0)  # even a permissive umask leaves them private
+    try:
+        create_token(path, ["events:write"])
+    finally:
+        os.umask(old_umask)
+    assert (mode(path), mode(path.parent), mode(path.parent.parent)) == (0o600, 0o700, 0o700)
+    assert mode(tmp_path) == 0o755  # a directory that already existed is left as it was
+    assert [p.name for p in path.parent.iterdir()] == ["tokens.json"]  # no partial file left behind
+
+
+def test_rewriting_the_tokens_file_keeps_it_private(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    first = create_token(path, ["events:write"])
+    path.chmod(0o644)
+    second = create_token(path, ["scorecards:read"])
+    assert mode(path) == 0o600
+    assert granted_scopes(path, first) == {"events:write"} and granted_scopes(path, second) == {"scorecards:read"}
+
+
+def test_a_wrong_token_of_the_same_length_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    token = create_token(path, ["events:write"])
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert len(wrong) == len(token)
+    assert granted_scopes(path, wrong) is None and token_name(path, wrong) is None
+
+
+def test_every_stored_hash_is_compared_in_constant_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "tokens.json"
+    first = create_token(path, ["events:write"])
+    for _ in range(2):
+        create_token(path, ["scorecards:read"])
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(services.auth.hmac, "compare_digest", counting)
+    assert granted_scopes(path, first) == {"events:write"}  # found first, yet every entry is compared
+    assert len(compared) == 3
+
+
+def test_tokens_have_names(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    named = create_token(path, ["events:write"], name="crm-connector")
+    unnamed = create_token(path, ["scorecards:read"])
+    assert token_name(path, named) == "crm-connector"
+    assert token_name(path, unnamed) == f"token-{hashlib.sha256(unnamed.encode()).hexdigest()[:8]}"
+    assert grant_of(path, named) == Grant("crm-connector", frozenset({"events:write"}))
+    assert [entry["name"] for entry in json.loads(path.read_text())["tokens"]] == [
+        "crm-connector", token_name(path, unnamed)]
+    assert token_name(tmp_path / "missing.json", named) is None
+
+
+def test_a_tokens_file_from_before_names_gets_automatic_names(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    digest = hashlib.sha256(b"cvg_old").hexdigest()
+    path.write_text(json.dumps({"tokens": [{"sha256": digest, "scopes": ["events:write"]}]}))
+    assert grant_of(path, "cvg_old") == Grant(f"token-{digest[:8]}", frozenset({"events:write"}))
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_a_blank_token_name_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="blank"):
+        create_token(tmp_path / "tokens.json", ["events:write"], name=name)
 
 
 @pytest.mark.parametrize("scopes", [[], ["events:write", "admin"]])

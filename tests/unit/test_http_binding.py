@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from decimal import Decimal
 
 import pytest
 
-from services.ingest.http_binding import MAX_BATCH, BindingError, parse_request
+from services.ingest.http_binding import MAX_BATCH, MAX_BODY_BYTES, BindingError, check_content_length, parse_request
+from shared.events import parse_event
 
 EVENT = {"specversion": "1.0", "id": "e-1", "source": "crm", "type": "sale.reversed",
          "time": "2026-03-14T10:22:00Z", "data": {"order_id": "o-1", "amount": 12.5}}
@@ -74,3 +76,43 @@ def test_unreadable_requests_are_refused_with_a_status_and_reason(
     with pytest.raises(BindingError, match=reason) as caught:
         parse_request(headers, payload)
     assert caught.value.status == status
+
+
+def test_the_body_limit_is_32_mib() -> None:
+    assert MAX_BODY_BYTES == 32 * 1024 * 1024
+
+
+def test_a_body_over_32_mib_is_too_large() -> None:
+    with pytest.raises(BindingError, match="at most 33554432 bytes") as caught:
+        parse_request({"content-type": "application/json"}, b" " * (MAX_BODY_BYTES + 1))
+    assert caught.value.status == 413
+
+
+def test_a_body_of_exactly_32_mib_is_read() -> None:
+    padded = b"[" + b" " * (MAX_BODY_BYTES - 2 - len(body(EVENT))) + body(EVENT) + b"]"
+    assert len(padded) == MAX_BODY_BYTES
+    assert parse_request({"content-type": "application/cloudevents-batch+json"}, padded) == [EXPECTED]
+
+
+@pytest.mark.parametrize("headers", [{}, {"content-length": "0"}, {"content-length": str(MAX_BODY_BYTES)},
+                                     {"content-length": "000033554432"}])
+def test_a_content_length_up_to_32_mib_passes(headers: dict[str, str]) -> None:
+    check_content_length(headers)
+
+
+@pytest.mark.parametrize(("length", "status"), [
+    (str(MAX_BODY_BYTES + 1), 413), ("9" * 5000, 413), ("-1", 400), ("12k", 400), ("", 400), ("١٢", 400),
+])
+def test_a_content_length_over_32_mib_or_not_a_number_is_refused(length: str, status: int) -> None:
+    with pytest.raises(BindingError) as caught:
+        check_content_length({"content-length": length})
+    assert caught.value.status == status
+
+
+def test_structured_mode_data_base64_is_decoded_by_the_event_contract() -> None:
+    data = b'{"order_id": "o-1", "amount": 12.5}'
+    structured = {key: value for key, value in EVENT.items() if key != "data"}
+    [raw] = parse_request({"content-type": "application/cloudevents+json"},
+                          body({**structured, "data_base64": base64.b64encode(data).decode()}))
+    event = parse_event(raw)
+    assert event.data.amount == Decimal("12.5") and event == parse_event(EXPECTED)

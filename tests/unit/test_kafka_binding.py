@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from services.broker.binding import decode, encode, topic_for
+from services.broker.binding import decode, encode, loads, topic_for
 from services.settings import Settings
-from shared.events import parse_event
+from shared.events import load_json, parse_event
 
 TIME = "2026-03-14T10:22:00+01:00"
 DATA = {
@@ -76,6 +80,13 @@ def test_binary_mode_takes_attributes_from_ce_headers_and_data_from_the_value() 
     (b"\xff\xfe", [], "not valid JSON"),
     (b"{}", [("ce_specversion", b"\xff")], "not UTF-8"),
     (b"<xml/>", [("ce_specversion", b"1.0"), ("content-type", b"application/xml")], "only JSON"),
+    (b"<xml/>", [("ce_specversion", b"1.0")], "not valid JSON"),
+    (b"\xff{}", [("ce_specversion", b"1.0"), ("content-type", b"application/json")], "not valid JSON"),
+    (b"{}", [("ce_specversion", "1.0")], "not a \\(name, bytes\\) pair"),
+    (b"{}", [(b"ce_specversion", b"1.0")], "not a \\(name, bytes\\) pair"),
+    (b"{}", [("ce_specversion",)], "not a \\(name, bytes\\) pair"),
+    (b"{}", [None], "not a \\(name, bytes\\) pair"),
+    (b"[" * 100_000, [], "not valid JSON"),
 ])
 def test_decode_refuses_garbage_with_a_reason(value: bytes | None, headers: list, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
@@ -86,3 +97,31 @@ def test_topic_for_uses_the_prefixed_family_topic() -> None:
     settings = Settings(topic_prefix="t.")
     assert topic_for("survey.responded", settings) == "t.events.service"
     assert topic_for("party.registered", settings) == "t.events.parties"
+
+
+def test_the_binding_reads_json_with_the_event_contracts_exact_loader() -> None:
+    assert loads is load_json
+
+
+def test_structured_mode_data_base64_is_decoded_by_the_event_contract() -> None:
+    original = parse_event(event("sale.closed"))
+    value = json.dumps({**{k: v for k, v in event("sale.closed").items() if k != "data"},
+                        "data_base64": base64.b64encode(json.dumps(DATA["sale.closed"]).encode()).decode()})
+    assert parse_event(decode(value.encode(), [])) == original
+
+
+HEADER_NAMES = st.one_of(st.sampled_from(["ce_specversion", "ce_id", "ce_type", "content-type", "CE_TIME"]),
+                         st.text(max_size=8), st.binary(max_size=4))
+HEADER_VALUES = st.one_of(st.none(), st.binary(max_size=12), st.text(max_size=4),
+                          st.sampled_from([b"1.0", b"application/json", b"text/plain", b"\xff"]))
+HEADERS = st.lists(st.one_of(st.tuples(HEADER_NAMES, HEADER_VALUES), st.lists(HEADER_NAMES, max_size=3),
+                             st.none()), max_size=4)
+VALUES = st.one_of(st.none(), st.binary(max_size=40), st.sampled_from([b"{}", b"[]", b'{"data": 1e999}', b"NaN"]),
+                   st.text(max_size=20).map(str.encode), st.text(max_size=20).map(lambda t: t.encode("utf-16")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES, HEADERS)
+def test_decode_raises_only_value_error_for_any_message(value: bytes | None, headers: list) -> None:
+    with contextlib.suppress(ValueError):  # anything else escapes and fails the test
+        assert isinstance(decode(value, headers), dict)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from shared.money import minor_unit, parse_decimal, render, round_money
+from shared.money import minor_unit, parse_bounded, parse_decimal, render, round_money
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -30,6 +30,44 @@ def test_parsed_tenths_add_up_exactly() -> None:
 def test_parse_decimal_refuses_floats_and_non_numbers(raw: object) -> None:
     with pytest.raises(ValueError):
         parse_decimal(raw)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("1.50000000", "1.50000000"),              # trailing zeros do not count
+    ("1E+2", "1E+2"),                          # = 100
+    ("999999999999999.999999", "999999999999999.999999"),
+    ("-999999999999999", "-999999999999999"),
+    ("0.000001", "0.000001"),
+    (10**14, "100000000000000"),
+    ("100000000000000.0000000000", "100000000000000.0000000000"),
+    ("0E+999999999", "0"),                     # a zero, its absurd exponent dropped
+    ("0E-999999999", "0"),
+    ("0.00", "0.00"),
+])
+def test_parse_bounded_keeps_what_is_within_15_digits_before_and_6_after_the_point(raw: object, expected: str) -> None:
+    assert str(parse_bounded(raw)) == expected
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    ("1e30", "'1e30' has more than 15 digits before the decimal point"),
+    ("9E+999999", "'9E+999999' has more than 15 digits before the decimal point"),
+    (Decimal("9E+999999999999"), "'9E+999999999999' has more than 15 digits before the decimal point"),
+    ("1000000000000000", "has more than 15 digits before the decimal point"),
+    ("-1000000000000000.5", "has more than 15 digits before the decimal point"),
+    pytest.param(10**5000, "has more than 15 digits before the decimal point", id="10**5000"),  # too long to repr
+    pytest.param("1" * 100_000, "has more than 15 digits before the decimal point", id="100000-digits"),
+    ("1E-40", "'1E-40' has more than 6 digits after the decimal point"),
+    ("0.0000001", "'0.0000001' has more than 6 digits after the decimal point"),
+    (Decimal("1E-999999999999"), "has more than 6 digits after the decimal point"),
+    ("NaN", "not a finite number"),
+    ("-Infinity", "not a finite number"),
+    (0.5, "not a float"),
+])
+def test_parse_bounded_refuses_larger_or_finer_values_with_the_reason(raw: object, reason: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_bounded(raw)
+    assert reason in str(caught.value)
+    assert len(str(caught.value)) < 200  # the value is shown cut short
 
 
 @pytest.mark.parametrize(("amount", "currency", "expected"), [

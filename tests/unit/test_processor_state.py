@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.broker.binding import encode, topic_for
 from services.processor.state import MARKER, Inbound, ProcessorState
 from services.settings import Settings
+from shared.snapshot import encode_fold
 from tests.support.events import registered, sale
 
 SETTINGS = Settings(_env_file=None)
@@ -61,3 +62,28 @@ def test_missing_names_the_offsets_a_batch_skips_after_the_expected_one() -> Non
     other = [Inbound("convergence.events.service", 1, offset, None, b"{}", []) for offset in (2, 3)]
     assert state.missing(other, {}) == {}  # a partition never read, its first offset unknown
     assert state.missing(other, {("convergence.events.service", 1): 0}) == {("convergence.events.service", 1): (0, 3)}
+
+
+def test_an_event_the_fold_fails_on_is_dead_lettered_and_leaves_no_part_of_it() -> None:
+    table: dict[bytes, bytes] = {}
+    state = ProcessorState(SETTINGS, table)
+    complete(state, table, [message(sale("o-1", "2026-03-02", "100"), 0)])
+    reference = ProcessorState(SETTINGS, {})
+    reference.process([message(sale("o-1", "2026-03-02", "100"), 0), message(sale("o-3", "2026-03-04", "7"), 3)])
+    handlers = state.fold._handlers
+    apply_sale = handlers["sale.closed"]
+
+    def fail_half_way(event) -> None:  # a bug that strikes after part of the event is folded
+        apply_sale(event)
+        if event.data.order_id == "o-2":
+            raise ArithmeticError("boom")
+
+    handlers["sale.closed"] = fail_half_way
+    poison = sale("o-2", "2026-03-03", "50")
+    batch = state.process([message(poison, 1), message(sale("o-3", "2026-03-04", "7"), 3)])
+
+    assert [r.reason for r in batch.rejected] == ["processing failed: ArithmeticError: boom"]
+    assert batch.applied == 1 and set(state.fold.orders) == {"o-1", "o-3"}
+    assert encode_fold(state.fold) == encode_fold(reference.fold)
+    assert state.positions == {(message(sale("o-1", "2026-03-02", "1"), 0).topic, 0): 4}
+    assert poison.key not in state.seen

@@ -1,0 +1,69 @@
+"""`/v1/dead-letters`: the refused messages, and submitting one again once its cause is fixed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from services.auth import require
+from services.broker.binding import loads
+from services.ingest.deps import DeadLettersDep, LedgerDep, RelayDep
+from services.ingest.routes import Accepted, accept
+from services.store.dead_letters import StoredDeadLetter
+from services.web import ApiError, SettingsDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["dead letters"], dependencies=[Depends(require("events:write"))])
+
+
+class DeadLetterOut(BaseModel):
+    """A refused message: why, where it was read (none for one refused in processing of an HTTP event), and
+    its value as received."""
+
+    id: int
+    reason: str
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    key: str | None
+    value: str
+    dead_lettered_at: datetime
+
+    @classmethod
+    def of(cls, letter: StoredDeadLetter) -> DeadLetterOut:
+        return cls(**{name: getattr(letter, name) for name in StoredDeadLetter.__slots__})
+
+
+class DeadLettersOut(BaseModel):
+    """A page of dead letters, oldest first; `next_after` is the `after` of the next page (null: no more)."""
+
+    items: list[DeadLetterOut]
+    next_after: int | None
+
+
+@router.get("/dead-letters", response_model=DeadLettersOut)
+async def list_dead_letters(letters: DeadLettersDep, after: Annotated[int, Query(ge=0)] = 0,
+                            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> DeadLettersOut:
+    """Dead letters after id `after`, oldest first (newest last)."""
+    page = await letters.page(after, limit)
+    return DeadLettersOut(items=[DeadLetterOut.of(letter) for letter in page],
+                          next_after=page[-1].id if len(page) == limit else None)
+
+
+@router.post("/dead-letters/{letter_id}/replay", status_code=202, response_model=Accepted)
+async def replay_dead_letter(letter_id: int, letters: DeadLettersDep, settings: SettingsDep, ledger: LedgerDep,
+                             relay: RelayDep) -> Accepted:
+    """Submit a dead letter again as it was received: validated and deduplicated like any event."""
+    letter = await letters.get(letter_id)
+    if letter is None:
+        raise ApiError(404, f"no dead letter {letter_id}")
+    try:
+        raw = loads(letter.value)
+    except ValueError as error:
+        raise ApiError(422, f"dead letter {letter_id} is not JSON: {error}", code="invalid_events",
+                       extra={"errors": [{"index": 0, "id": None, "error": str(error)}]}) from None
+    return await accept([raw], settings, ledger, relay)
