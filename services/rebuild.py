@@ -2,8 +2,9 @@
 
 Deleting the topics deletes the broker's identity with them, so the topics come back with a new epoch
 (`services.broker.identity`): the ledger reads the new log from its start, the processor finds its log
-changed and is restarted onto it (folding everything again), the query's replica starts over, and the
-relay publishes every ledger row into the new log, in ledger order.
+changed and is restarted onto it (its state's changelog is deleted too, so it folds everything again),
+the query's replica starts over, and the relay publishes every ledger row into the new log, in ledger
+order.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 from services.broker.identity import BrokerIdentity
 from services.broker.topics import delete_topics, ensure_topics, topic_names
 from services.ledger.relay import Relay
+from services.processor.app import internal_topics
 from services.settings import Settings
 from services.store.database import opened_database
 from services.store.ledger import LedgerStore
@@ -33,7 +35,7 @@ async def _gone(settings: Settings, timeout_s: float) -> None:
 
 async def rebuild(settings: Settings, timeout_s: float) -> dict[str, object]:
     """Delete and recreate the topics, then publish the ledger into them; what was done."""
-    deleted = await delete_topics(settings)
+    deleted = await delete_topics(settings, *internal_topics(settings))
     await _gone(settings, timeout_s)
     await ensure_topics(settings)
     async with opened_database(settings.resolved_database_url) as sessions:

@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = 100
     broker_timeout_ms: int = Field(default=5_000, description="how long a request waits for the broker, then 503")
     # The embedded Tansu answers aiokafka's InitProducerId (v0) with an error: set False for it.
-    kafka_idempotent_producer: bool = Field(default=True, description="use idempotent Kafka producers")
+    kafka_idempotent_producer: bool = Field(default=True, description="use idempotent Kafka producers "
+                                            "(never on the embedded broker's default address)")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     processor_web_port: int = 6066
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'convergence.db').resolve()}"
+
+    @property
+    def idempotent_producer(self) -> bool:
+        """Whether producers are idempotent: as configured, except on the embedded broker, which refuses it."""
+        return self.kafka_idempotent_producer and self.kafka_bootstrap is not None
 
     @property
     def resolved_kafka_bootstrap(self) -> str:

@@ -6,21 +6,25 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, REGISTRY, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from services.settings import Settings
+from shared.events import MAX_ID_LENGTH
+from shared.periods import PERIOD_OUT_OF_RANGE, PERIOD_PATTERN
 
-__all__ = ["ApiError", "HealthCheck", "SettingsDep", "add_health_check", "get_settings",
-           "install_error_handlers", "ops_router", "processor_check", "service_app"]
+__all__ = ["ApiError", "ErrorBody", "Health", "HealthCheck", "PartyPath", "PeriodPath", "PeriodQuery", "SettingsDep",
+           "add_health_check", "errors", "get_settings", "install_error_handlers", "ops_router", "processor_check",
+           "service_app"]
 
 HealthCheck = Callable[[], Awaitable[bool | str]]
 """True when healthy; False, or the reason as a string, when not."""
@@ -30,6 +34,41 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
           415: "unsupported_media_type", 422: "validation_error", 503: "unavailable"}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="a stable, machine-readable code: `not_found`, `out_of_order`, …")
+    message: str = Field(description="what went wrong, for people")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `{"error": {"code", "message"}}`; some add top-level fields (see the operation)."""
+
+    error: ErrorDetail
+
+
+_MEANINGS = {400: "The request is malformed.", 401: "No bearer token, or one that is not valid.",
+             403: "The token lacks the scope this operation needs.", 404: "Not found.",
+             409: "The request conflicts with the current state.", 413: "The request is too large.",
+             415: "The request's content type is not supported.", 422: "The request is not valid.",
+             503: "The database or the event broker is unavailable, or did not answer in time; try again."}
+_AUTHENTICATE = {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}}
+
+
+def errors(*statuses: int, model: Any = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of an operation that can answer each of `statuses` with the error body (or `model`)."""
+    return {status: {"model": model, "description": _MEANINGS.get(status, "Error."),
+                     **({"headers": _AUTHENTICATE} if status == 401 else {})} for status in statuses}
+
+
+_PERIOD: dict[str, Any] = {"pattern": PERIOD_PATTERN, "examples": ["2026-03"],
+                           "json_schema_extra": {"not": {"type": "string", "pattern": PERIOD_OUT_OF_RANGE}}}
+PeriodPath = Annotated[str, Path(description="a UTC month `YYYY-MM` or quarter `YYYY-Qn`", **_PERIOD)]
+"""A `{period}` path parameter, declared with its format (a malformed one is a 422, one out of range a 400)."""
+PeriodQuery = Annotated[str | None, Query(description="`YYYY-MM` or `YYYY-Qn`; default: the current one", **_PERIOD)]
+"""A `period` query parameter, declared with its format."""
+PartyPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, examples=["ae-0"])]
+"""A party id in a path: an id as events carry it (SPEC §2)."""
 
 
 class ApiError(HTTPException):
@@ -129,10 +168,26 @@ def processor_check(url: str) -> HealthCheck:
     return processor
 
 
+class Health(BaseModel):
+    """What `/healthz` answers, with 200 (every check `ok`) or 503."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Annotated[str, Field(pattern=r"^(ok|failing(: .+)?)$")]] = Field(
+        description="each check: `ok`, or `failing: <reason>`")
+
+
 ops_router = APIRouter(tags=["operations"])
+_HEALTH = {200: {"model": Health, "description": "Every part is ready."},
+           503: {"model": Health, "description": "Some part is not ready: the failing checks say why."}}
+_METRICS = {200: {"description": "Prometheus text exposition format 0.0.4.",
+                  "content": {CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}}}}}
 
 
-@ops_router.get("/healthz")
+class _MetricsResponse(Response):
+    media_type = CONTENT_TYPE_PLAIN_0_0_4
+
+
+@ops_router.get("/healthz", response_model=None, responses=_HEALTH)
 async def healthz(request: Request) -> JSONResponse:
     """Liveness and readiness of every part: 200 when every check passes, else 503 with the failing ones' reasons."""
     checks: dict[str, HealthCheck] = getattr(request.app.state, "health_checks", {})
@@ -142,10 +197,10 @@ async def healthz(request: Request) -> JSONResponse:
                         status_code=200 if healthy else 503)
 
 
-@ops_router.get("/metrics")
+@ops_router.get("/metrics", response_class=_MetricsResponse, responses=_METRICS)
 async def metrics() -> Response:
-    """Prometheus metrics in the text exposition format."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics in the text exposition format (0.0.4)."""
+    return _MetricsResponse(generate_latest(REGISTRY))
 
 
 def service_app(title: str, settings: Settings, lifespan: Lifespan, *routers: APIRouter) -> FastAPI:

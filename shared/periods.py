@@ -7,12 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-__all__ = ["DAY_US", "WINDOWS", "Period", "Window", "day_of", "ts_of"]
+__all__ = ["DAY_US", "PERIOD_OUT_OF_RANGE", "PERIOD_PATTERN", "WINDOWS", "Period", "Window", "day_of", "ts_of"]
 
 DAY_US = 86_400_000_000
 WINDOWS = ("period", "30d", "90d", "365d")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PATTERN = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
+PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$"
+"""The text of a period (SPEC §6), as the HTTP API declares it."""
+PERIOD_OUT_OF_RANGE = r"^(0000-|9999-(12|Q4)$)"
+"""Texts of the pattern that are not periods: a period starts after year 0 and ends before year 10000."""
+_PATTERN = re.compile(r"([0-9]{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))")
+_END_LIMIT = 10_000 * 12  # months since year 0 of 10000-01: a period must end before it, as datetimes do
 
 Kind = Literal["month", "quarter"]
 
@@ -38,13 +43,14 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        match = _PATTERN.match(text)
+        match = _PATTERN.fullmatch(text)
         if not match:
             raise ValueError(f"{text!r} is not a period (expected YYYY-MM or YYYY-Qn)")
         year, month, quarter = match.groups()
-        if month:
-            return cls(int(year), int(month), "month")
-        return cls(int(year), 3 * int(quarter) - 2, "quarter")
+        period = cls(int(year), int(month), "month") if month else cls(int(year), 3 * int(quarter) - 2, "quarter")
+        if period.year < 1 or period.year * 12 + period.first_month - 1 + period.months >= _END_LIMIT:
+            raise ValueError(f"{text!r} is out of range: periods run from 0001-01 to 9999-11 (9999-Q3)")
+        return period
 
     @classmethod
     def containing(cls, ts: int, kind: Kind) -> Period:

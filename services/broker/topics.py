@@ -76,13 +76,15 @@ async def ensure_topics(settings: Settings) -> list[str]:
     return created
 
 
-async def delete_topics(settings: Settings) -> list[str]:
-    """Delete this deployment's topics from the broker (its identity with them); return those it deleted."""
+async def delete_topics(settings: Settings, *others: str) -> list[str]:
+    """Delete this deployment's topics (its identity with them) and `others` from the broker; return those it
+    deleted."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.resolved_kafka_bootstrap,
                                 request_timeout_ms=settings.broker_timeout_ms)
     await admin.start()
     try:
-        present = [name for name in topic_names(settings) if name in set(await admin.list_topics())]
+        existing = set(await admin.list_topics())
+        present = [name for name in (*topic_names(settings), *others) if name in existing]
         if present:
             response = await admin.delete_topics(present)
             for name, code, *_ in response.topic_error_codes:

@@ -5,19 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from services.auth import require
 from services.broker.binding import loads
 from services.ingest.deps import DeadLettersDep, LedgerDep, RelayDep
-from services.ingest.routes import Accepted, accept
+from services.ingest.routes import Accepted, InvalidEvents, accept
 from services.store.dead_letters import StoredDeadLetter
-from services.web import ApiError, SettingsDep
+from services.web import ApiError, ErrorBody, SettingsDep, errors
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["dead letters"], dependencies=[Depends(require("events:write"))])
+router = APIRouter(prefix="/v1", tags=["dead letters"], dependencies=[Depends(require("events:write"))],
+                   responses=errors(401, 403, 503))
+MAX_ID = 2**63 - 1  # the database's BIGINT
 
 
 class DeadLetterOut(BaseModel):
@@ -45,8 +47,8 @@ class DeadLettersOut(BaseModel):
     next_after: int | None
 
 
-@router.get("/dead-letters", response_model=DeadLettersOut)
-async def list_dead_letters(letters: DeadLettersDep, after: Annotated[int, Query(ge=0)] = 0,
+@router.get("/dead-letters", response_model=DeadLettersOut, responses=errors(422))
+async def list_dead_letters(letters: DeadLettersDep, after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
                             limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> DeadLettersOut:
     """Dead letters after id `after`, oldest first (newest last)."""
     page = await letters.page(after, limit)
@@ -54,9 +56,10 @@ async def list_dead_letters(letters: DeadLettersDep, after: Annotated[int, Query
                           next_after=page[-1].id if len(page) == limit else None)
 
 
-@router.post("/dead-letters/{letter_id}/replay", status_code=202, response_model=Accepted)
-async def replay_dead_letter(letter_id: int, letters: DeadLettersDep, settings: SettingsDep, ledger: LedgerDep,
-                             relay: RelayDep) -> Accepted:
+@router.post("/dead-letters/{letter_id}/replay", status_code=202, response_model=Accepted,
+             responses=errors(404) | errors(422, model=ErrorBody | InvalidEvents))
+async def replay_dead_letter(letter_id: Annotated[int, Path(ge=1, le=MAX_ID)], letters: DeadLettersDep,
+                             settings: SettingsDep, ledger: LedgerDep, relay: RelayDep) -> Accepted:
     """Submit a dead letter again as it was received: validated and deduplicated like any event."""
     letter = await letters.get(letter_id)
     if letter is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.auth import require
 from services.broker.binding import encode
@@ -27,16 +27,25 @@ from services.ledger.relay import Relay
 from services.ledger.rows import event_row
 from services.settings import Settings
 from services.store.ledger import LedgerStore
-from services.web import ApiError, SettingsDep
-from shared.events import Event, EventError, parse_event
+from services.web import ApiError, ErrorBody, SettingsDep, errors
+from shared.events import DATA_MODELS, MAX_ID_LENGTH, Event, EventError, parse_event
 
-__all__ = ["Accepted", "accept", "router"]
+__all__ = ["Accepted", "InvalidEvents", "accept", "router"]
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
-_EVENT = {"type": "object", "required": ["specversion", "id", "source", "type", "time"]}
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
+_EVENT = {"type": "object", "required": ["specversion", "id", "source", "type", "time"], "properties": {
+    "specversion": {"const": "1.0"}, "id": _ID, "source": _ID, "type": {"enum": sorted(DATA_MODELS)},
+    "time": {"type": "string", "format": "date-time",
+             "description": "RFC 3339 with an offset, from 1970-01-01T00:00:00Z to 9999-12-31T00:00:00Z"},
+    "data": {"type": "object", "description": "the fields of the event type (SPEC §2.2)"},
+    "data_base64": {"type": "string", "description": "base64 of the JSON data, instead of `data`"}}}
+_SALE = {"specversion": "1.0", "id": "crm-4711", "source": "crm", "type": "sale.closed", "time": "2026-03-02T10:00:00Z",
+         "data": {"order_id": "o-4711", "customer_id": "cust-1", "amount": "1200.00", "currency": "USD",
+                  "credits": [{"party_id": "ae-0", "share": "1"}]}}
 _BODY = {"requestBody": {"required": True, "content": {
-    STRUCTURED: {"schema": _EVENT},
+    STRUCTURED: {"schema": _EVENT, "example": _SALE},
     BATCH: {"schema": {"type": "array", "items": _EVENT, "maxItems": MAX_BATCH}},
     "application/json": {"schema": {"oneOf": [_EVENT, {"type": "array", "items": _EVENT}]}},
 }}}
@@ -47,6 +56,18 @@ class Accepted(BaseModel):
 
     accepted: int
     duplicates: int
+
+
+class InvalidEvent(BaseModel):
+    index: int = Field(description="its position in the request, from 0")
+    id: str | None = Field(description="its `id`, when it has a string one")
+    error: str
+
+
+class InvalidEvents(ErrorBody):
+    """A 422 `invalid_events`: the error, and why each invalid event is invalid (none was accepted)."""
+
+    errors: list[InvalidEvent]
 
 
 def _validate(raws: list[Any], settings: Settings) -> list[Event]:
@@ -78,7 +99,8 @@ async def accept(raws: list[Any], settings: Settings, ledger: LedgerStore, relay
     return Accepted(accepted=accepted, duplicates=len(raws) - accepted)
 
 
-@router.post("/events", status_code=202, dependencies=[Depends(require("events:write"))], openapi_extra=_BODY)
+@router.post("/events", status_code=202, dependencies=[Depends(require("events:write"))], openapi_extra=_BODY,
+             responses=errors(400, 401, 403, 413, 415, 503) | errors(422, model=InvalidEvents))
 async def post_events(request: Request, settings: SettingsDep, ledger: LedgerDep, relay: RelayDep) -> Accepted:
     """Accept one CloudEvent or a batch (≤ 10 000) in structured, batched or binary HTTP mode."""
     with REQUEST_SECONDS.time():

@@ -22,10 +22,7 @@ async def ledger_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSessio
     service = LedgerService.on(app.state.settings, sessions)
     await service.start()
 
-    async def appending() -> bool:
-        return service.healthy
-
-    add_health_check(app, "ledger", appending)
+    add_health_check(app, "ledger", service.health)
     try:
         yield service
     finally:

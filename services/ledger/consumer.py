@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.broker.consuming import stop_consuming
 from services.broker.identity import BrokerIdentity
 from services.broker.topics import DEAD_LETTER, inbound_topics
-from services.ledger.metrics import BATCH_SECONDS, DEAD_LETTERS, DUPLICATES, EVENTS
+from services.ledger.metrics import BATCH_SECONDS, DEAD_LETTERS, DUPLICATES, EVENTS, LAG
 from services.ledger.rows import dead_letter_of, ledger_row, refused
 from services.settings import Settings
 from services.store.dead_letters import DeadLetterStore, NewDeadLetter
@@ -28,6 +29,8 @@ __all__ = ["GROUP", "LedgerService", "fetch_end_offsets", "wait_caught_up"]
 
 GROUP = "convergence-ledger"
 EPOCH_WAIT_S = 30.0
+RETRY_DELAYS_S = (0.2, 0.5, 1, 2, 5)
+STUCK_AFTER_S = 60.0
 log = logging.getLogger(__name__)
 
 Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -89,6 +92,7 @@ class LedgerService:
         self._dead_letter_topic = settings.topic(DEAD_LETTER)
         self._identity = BrokerIdentity(settings)
         self._epoch: str | None = None
+        self._appended_at = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -115,10 +119,20 @@ class LedgerService:
             self._task = self._consumer = None
             await self._identity.stop()
 
-    @property
-    def healthy(self) -> bool:
-        """Whether the append loop is running."""
-        return self._task is not None and not self._task.done()
+    async def health(self) -> bool | str:
+        """True while the loop runs and keeps up: messages behind the topics' ends are appended within
+        `STUCK_AFTER_S`."""
+        if self._task is None or self._task.done():
+            return "the ledger's consumer stopped"
+        if self._epoch is None or self._consumer is None:
+            return "the ledger has not joined its consumer group yet"
+        ends = await fetch_end_offsets(self._consumer, self._topics)
+        positions = await self._store.positions(GROUP, self._epoch)
+        behind = sum(max(0, end - positions.get((tp.topic, tp.partition), 0)) for tp, end in ends.items())
+        LAG.set(behind)
+        if behind and time.monotonic() - self._appended_at > STUCK_AFTER_S:
+            return f"the ledger is {behind} messages behind and has appended nothing for {STUCK_AFTER_S:g} s"
+        return True
 
     async def resume(self, assigned: list[TopicPartition]) -> None:
         """Seek `assigned` to the positions stored for the broker's log (its start when there are none)."""
@@ -141,12 +155,30 @@ class LedgerService:
                              self._settings.broker_timeout_ms / 1000, poll_s)
 
     async def _run(self) -> None:
-        assert self._consumer is not None
+        """Append what arrives; when appending fails (the database is away, say), read the batch again from the
+        stored positions after a backoff, and say so once per outage."""
+        consumer, failures = self._consumer, 0
+        assert consumer is not None
         while True:
-            batches = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms,
-                                                   max_records=self._max_records)
-            if batches and self._epoch is not None:
-                await self._append(batches, self._epoch)
+            try:
+                if failures:  # the consumer has moved past the batch that was not stored: go back first
+                    await self.resume(list(consumer.assignment()))
+                batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms, max_records=self._max_records)
+                if batches and self._epoch is not None:
+                    if await self._identity.current() != self._epoch:
+                        # topics deleted and made again need not rebalance the group: look at the log here too
+                        await self.resume(list(consumer.assignment()))
+                        continue
+                    await self._append(batches, self._epoch)
+            except Exception as error:
+                if not failures:
+                    log.warning("ledger: appending failed (%s: %s); retrying", type(error).__name__, error)
+                await asyncio.sleep(RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)])
+                failures += 1
+                continue
+            if failures:
+                log.warning("ledger: appending again")
+            failures = 0
 
     async def _append(self, batches: Batches, epoch: str) -> None:
         with BATCH_SECONDS.time():
@@ -165,5 +197,6 @@ class LedgerService:
             DEAD_LETTERS.inc(await self._dead_letters.add(letters))
             positions = {(tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batches.items()}
             appended = await self._store.append(rows, positions, consumer=GROUP, epoch=epoch)
+        self._appended_at = time.monotonic()
         EVENTS.inc(appended)
         DUPLICATES.inc(len(rows) - appended)

@@ -21,7 +21,7 @@ from services.broker.batches import Message, send_batched
 from services.broker.binding import CONTENT_TYPE
 from services.broker.identity import BrokerIdentity
 from services.broker.topics import ensure_topics
-from services.ledger.metrics import RELAY_BACKLOG, RELAYED
+from services.ledger.metrics import RELAY_CURSOR, RELAYED
 from services.settings import Settings
 from services.store.ledger import LedgerStore, StoredEvent
 
@@ -71,7 +71,7 @@ class Relay:
         if upto > cursor:
             await self._ledger.move_relay_cursor(epoch, upto)
         RELAYED.inc(len(rows))
-        RELAY_BACKLOG.set(0 if len(rows) < BATCH else BATCH)
+        RELAY_CURSOR.set(upto)
         return len(rows)
 
     async def run(self) -> None:
@@ -115,7 +115,7 @@ class Relay:
 
     async def _producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(bootstrap_servers=self._settings.resolved_kafka_bootstrap, acks="all",
-                                    enable_idempotence=self._settings.kafka_idempotent_producer,
+                                    enable_idempotence=self._settings.idempotent_producer,
                                     request_timeout_ms=self._settings.broker_timeout_ms)
         try:
             await producer.start()

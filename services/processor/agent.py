@@ -133,7 +133,7 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
 
     async def fold(stream: StreamT) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
-                                    enable_idempotence=settings.kafka_idempotent_producer)
+                                    enable_idempotence=settings.idempotent_producer)
         await producer.start()
         backfill, tails = Backfill(settings), Backfill(settings)
         watch = asyncio.create_task(watch_tails(producer, tails), name="processor-tail-watch")

@@ -13,7 +13,7 @@ from services.processor.transport import ProcessorApp
 from services.processor.web import Status, add_ops_pages
 from services.settings import Settings
 
-__all__ = ["STATE_TABLE", "app_id", "create_app", "run_worker"]
+__all__ = ["STATE_TABLE", "app_id", "create_app", "internal_topics", "run_worker"]
 
 STATE_TABLE = "state"
 # A killed worker's group membership lapses after the session timeout: keep restarts quick.
@@ -28,11 +28,16 @@ def app_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}processor"
 
 
+def internal_topics(settings: Settings) -> list[str]:
+    """The topics Faust creates for this app: the state's changelog and the assignor's."""
+    return [f"{app_id(settings)}-{STATE_TABLE}-changelog", f"{app_id(settings)}-__assignor-__leader"]
+
+
 def create_app(settings: Settings) -> faust.App:
     """The processor app: one agent over the inbound topics, one state table, the two output topics."""
     app = ProcessorApp(
         app_id(settings), broker=f"kafka://{settings.resolved_kafka_bootstrap}", store="memory://",
-        fetch_max_wait_ms=settings.fetch_max_wait_ms, idempotent_producer=settings.kafka_idempotent_producer,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms, idempotent_producer=settings.idempotent_producer,
         topic_partitions=settings.partitions, topic_replication_factor=settings.replication_factor,
         datadir=str(settings.data_dir / "processor"), web_enabled=True, web_port=settings.processor_web_port,
         web_bind=settings.api_host, web_host=settings.api_host, autodiscover=False,

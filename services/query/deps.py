@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 
 from services.query.metrics import REQUEST_SECONDS
 from services.query.read_model import ReadModel
-from services.web import ApiError
+from services.web import ApiError, PeriodQuery
 from shared.periods import Period
 
 __all__ = ["NowDep", "PeriodDep", "ReadModelDep", "get_now", "timed"]
@@ -27,10 +27,8 @@ def get_now() -> datetime:
     return datetime.now(UTC)
 
 
-def requested_period(
-    period: Annotated[str | None, Query(description="`YYYY-MM` or `YYYY-Qn`; default: the current one")] = None,
-) -> Period | None:
-    """The `period` query parameter, parsed; a malformed one is a 422."""
+def requested_period(period: PeriodQuery = None) -> Period | None:
+    """The `period` query parameter, parsed; a malformed or out-of-range one is a 422."""
     if period is None:
         return None
     try:

@@ -10,7 +10,7 @@ import base64
 import binascii
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from services.auth import require
 from services.query import live
@@ -26,15 +26,18 @@ from services.query.schemas import (
     RelationshipPage,
     ScorecardOut,
 )
-from services.web import ApiError, SettingsDep
+from services.web import ApiError, PartyPath, SettingsDep, errors
 from shared.fold import Party
 from shared.periods import WINDOWS, Period, ts_of
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(timed), Depends(require("scorecards:read"))])
+router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(timed), Depends(require("scorecards:read"))],
+                   responses=errors(401, 403, 404, 422))
 
 WindowQuery = Annotated[Literal[WINDOWS], Query(description="`period` or a rolling `30d`, `90d`, `365d`")]  # type: ignore[valid-type]
+ScorecardPath = Annotated[str, Path(examples=["ae-scorecard"])]
+CURSOR_PATTERN = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$"  # URL-safe base64, padded
 
 
 def _party(model: ReadModel, party_id: str) -> Party:
@@ -66,7 +69,7 @@ def _after(cursor: str | None) -> str | None:
 
 
 @router.get("/parties/{party_id}")
-async def get_party(party_id: str, model: ReadModelDep) -> PartyOut:
+async def get_party(party_id: PartyPath, model: ReadModelDep) -> PartyOut:
     """A party (kind, role, manager, tier, name), the plans that apply to it and its scorecards."""
     party = _party(model, party_id)
     cards = [card.scorecard for card in model.plans.scorecards_for(party_id, party)]
@@ -74,7 +77,7 @@ async def get_party(party_id: str, model: ReadModelDep) -> PartyOut:
 
 
 @router.get("/parties/{party_id}/measures")
-async def get_party_measures(party_id: str, model: ReadModelDep, now: NowDep, period: PeriodDep,
+async def get_party_measures(party_id: PartyPath, model: ReadModelDep, now: NowDep, period: PeriodDep,
                              window: WindowQuery = "period",
                              scope: Annotated[Literal["self", "team"], Query(
                                  description="`team`: summed over the party's direct reports")] = "self",
@@ -86,7 +89,7 @@ async def get_party_measures(party_id: str, model: ReadModelDep, now: NowDep, pe
 
 
 @router.get("/scorecards/{party_id}")
-async def get_scorecard(party_id: str, model: ReadModelDep, settings: SettingsDep, now: NowDep,
+async def get_scorecard(party_id: PartyPath, model: ReadModelDep, settings: SettingsDep, now: NowDep,
                         period: PeriodDep) -> ScorecardOut:
     """A party's live scorecard and earnings so far; the period defaults to the current one of its plans' kind."""
     party = _party(model, party_id)
@@ -98,7 +101,7 @@ async def get_scorecard(party_id: str, model: ReadModelDep, settings: SettingsDe
 
 
 @router.get("/relationships/{party_id}/{counterparty_id}")
-async def get_relationship(party_id: str, counterparty_id: str, model: ReadModelDep, now: NowDep,
+async def get_relationship(party_id: PartyPath, counterparty_id: PartyPath, model: ReadModelDep, now: NowDep,
                            period: PeriodDep, window: WindowQuery = "period") -> RelationshipOut:
     """The measures of one relationship over a window of a period (default: the current one)."""
     if counterparty_id not in model.fold.relationships.get(party_id, {}):
@@ -111,11 +114,12 @@ async def get_relationship(party_id: str, counterparty_id: str, model: ReadModel
                            **measured.model_dump())
 
 
-@router.get("/relationships/{party_id}")
-async def list_relationships(party_id: str, model: ReadModelDep, now: NowDep, period: PeriodDep,
+@router.get("/relationships/{party_id}", responses=errors(400))
+async def list_relationships(party_id: PartyPath, model: ReadModelDep, now: NowDep, period: PeriodDep,
                              window: WindowQuery = "period",
                              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                             cursor: Annotated[str | None, Query(description="`next` of the previous page")] = None,
+                             cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN,
+                                                                 description="`next` of the previous page")] = None,
                              ) -> RelationshipPage:
     """A party's relationships with their measures, by counterparty id, one page at a time."""
     period = period or live.default_period(model.plans, party_id, _measured_party(model, party_id), now)
@@ -128,7 +132,7 @@ async def list_relationships(party_id: str, model: ReadModelDep, now: NowDep, pe
 
 
 @router.get("/leaderboards/{scorecard}")
-async def get_leaderboard(scorecard: str, model: ReadModelDep, now: NowDep, period: PeriodDep,
+async def get_leaderboard(scorecard: ScorecardPath, model: ReadModelDep, now: NowDep, period: PeriodDep,
                           limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> Leaderboard:
     """The parties a scorecard applies to, ranked by live score (ties by party id); default: this month."""
     card = model.plans.scorecard(scorecard)

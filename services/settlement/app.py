@@ -64,7 +64,7 @@ async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSe
     """
     settings: Settings = app.state.settings
     producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap,
-                                enable_idempotence=settings.kafka_idempotent_producer, acks="all",
+                                enable_idempotence=settings.idempotent_producer, acks="all",
                                 request_timeout_ms=settings.broker_timeout_ms)
     watcher = AIOKafkaConsumer(bootstrap_servers=settings.resolved_kafka_bootstrap,
                                request_timeout_ms=settings.broker_timeout_ms)

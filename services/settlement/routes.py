@@ -11,15 +11,21 @@ from fastapi import APIRouter, Depends, Response
 from services.auth import require
 from services.settlement.deps import ClockDep, CloserDep, SettlementsDep
 from services.settlement.metrics import CLOSES, EXPORTS
-from services.settlement.schemas import CloseOut, SettlementOut, StatementOut
+from services.settlement.schemas import CloseOut, SettlementOut, StatementEventsOut, StatementOut
 from services.store.settlements import SettlementRecord, SettlementStateError, SettlementStatus
-from services.web import ApiError
+from services.web import ApiError, PartyPath, PeriodPath, errors
 from shared.periods import Period
 from shared.settlement import CloseRefused, Settlement
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["settlement"])
+router = APIRouter(prefix="/v1", tags=["settlement"], responses=errors(400, 401, 403, 422, 503))
+_CSV = {200: {"description": "`party_id,kind,currency,total` rows, with a header row.",
+              "content": {"text/csv": {"schema": {"type": "string"}}},
+              "headers": {"X-Settlement-Status": {"description": "the settlement's status after this pull",
+                                                  "required": True, "schema": {"type": "string"}},
+                          "X-Export-Id": {"description": "the export, once there is one",
+                                          "schema": {"type": "string"}}}}}
 
 
 def _period(text: str) -> Period:
@@ -38,9 +44,9 @@ async def _frozen(closer: CloserDep, store: SettlementsDep, period: str) -> tupl
     return settlement, record
 
 
-@router.post("/periods/{period}/close", response_model=CloseOut,
+@router.post("/periods/{period}/close", response_model=CloseOut, responses=errors(409),
              dependencies=[Depends(require("periods:close"))])
-async def close_period(period: str, closer: CloserDep, store: SettlementsDep) -> CloseOut:
+async def close_period(period: PeriodPath, closer: CloserDep, store: SettlementsDep) -> CloseOut:
     """Close a period: wait for the ledger, compute and freeze every statement (idempotent)."""
     try:
         settlement = await closer.close(_period(period))
@@ -55,17 +61,18 @@ async def close_period(period: str, closer: CloserDep, store: SettlementsDep) ->
     return CloseOut.of(settlement, record.status.value if record else SettlementStatus.CLOSED.value)
 
 
-@router.get("/settlements/{period}", response_model=SettlementOut,
+@router.get("/settlements/{period}", response_model=SettlementOut, responses=errors(404),
             dependencies=[Depends(require("settlements:read"))])
-async def get_settlement(period: str, closer: CloserDep, store: SettlementsDep) -> SettlementOut:
+async def get_settlement(period: PeriodPath, closer: CloserDep, store: SettlementsDep) -> SettlementOut:
     """A closed period's frozen statements, status and plan hashes."""
     settlement, record = await _frozen(closer, store, period)
     return SettlementOut.of(settlement, record.status.value, record.export_id)
 
 
-@router.get("/settlements/{period}/statements/{party_id}", response_model=StatementOut,
+@router.get("/settlements/{period}/statements/{party_id}", response_model=StatementOut, responses=errors(404),
             dependencies=[Depends(require("settlements:read"))])
-async def get_statement(period: str, party_id: str, closer: CloserDep, store: SettlementsDep) -> StatementOut:
+async def get_statement(period: PeriodPath, party_id: PartyPath, closer: CloserDep,
+                        store: SettlementsDep) -> StatementOut:
     """One party's frozen statement."""
     settlement, _ = await _frozen(closer, store, period)
     statement = settlement.statements.get(party_id)
@@ -74,20 +81,20 @@ async def get_statement(period: str, party_id: str, closer: CloserDep, store: Se
     return StatementOut.of(statement)
 
 
-@router.get("/settlements/{period}/statements/{party_id}/events",
+@router.get("/settlements/{period}/statements/{party_id}/events", responses=errors(404),
             dependencies=[Depends(require("settlements:read"))])
-async def get_statement_events(period: str, party_id: str, closer: CloserDep) -> dict:
+async def get_statement_events(period: PeriodPath, party_id: PartyPath, closer: CloserDep) -> StatementEventsOut:
     """The ids of the ledger events behind each line of one party's frozen statement."""
     _period(period)
     lines = await closer.events_behind(period, party_id)
     if lines is None:
         raise ApiError(404, f"no statement for {party_id} in {period}")
-    return {"period": period, "party_id": party_id, "lines": lines}
+    return StatementEventsOut.model_validate({"period": period, "party_id": party_id, "lines": lines})
 
 
-@router.post("/settlements/{period}/approve", response_model=SettlementOut,
+@router.post("/settlements/{period}/approve", response_model=SettlementOut, responses=errors(404),
              dependencies=[Depends(require("settlements:approve"))])
-async def approve(period: str, closer: CloserDep, store: SettlementsDep, clock: ClockDep) -> SettlementOut:
+async def approve(period: PeriodPath, closer: CloserDep, store: SettlementsDep, clock: ClockDep) -> SettlementOut:
     """Approve a closed period for payroll."""
     settlement, _ = await _frozen(closer, store, period)
     record = await store.approve(period, clock())
@@ -95,8 +102,8 @@ async def approve(period: str, closer: CloserDep, store: SettlementsDep, clock: 
 
 
 @router.get("/settlements/{period}/payouts.csv", dependencies=[Depends(require("settlements:read"))],
-            response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def payouts_csv(period: str, closer: CloserDep, store: SettlementsDep, clock: ClockDep) -> Response:
+            response_class=Response, responses=_CSV | errors(404, 409))
+async def payouts_csv(period: PeriodPath, closer: CloserDep, store: SettlementsDep, clock: ClockDep) -> Response:
     """`party_id,kind,currency,total` per party and currency; the first pull after approval exports it."""
     settlement, record = await _frozen(closer, store, period)
     if record.status is SettlementStatus.APPROVED:

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from shared.settlement import Line, Settlement, Statement
 
-__all__ = ["CloseOut", "SettlementOut", "StatementOut"]
+__all__ = ["CloseOut", "SettlementOut", "StatementEventsOut", "StatementOut"]
 
 
 class LineOut(BaseModel):
@@ -41,6 +41,30 @@ class StatementOut(BaseModel):
         currency = next(iter(totals), "")
         return cls(party_id=statement.party_id, kind=statement.kind, currency=currency,
                    total=totals.get(currency, "0"), totals=totals, lines=[LineOut.of(x) for x in statement.lines])
+
+
+class EventRef(BaseModel):
+    source: str
+    id: str
+
+
+class LineEvents(BaseModel):
+    """A statement line and the ledger events behind it."""
+
+    plan: str
+    component: str
+    kind: str
+    corrects: str | None
+    amount: str
+    events: list[EventRef]
+
+
+class StatementEventsOut(BaseModel):
+    """The events behind each line of one party's frozen statement."""
+
+    period: str
+    party_id: str
+    lines: list[LineEvents]
 
 
 def _statements(settlement: Settlement) -> list[StatementOut]:

@@ -66,7 +66,7 @@ async def run_until_caught_up(settings: Settings, sessions) -> None:
     await service.start()
     try:
         await service.wait_caught_up(CATCH_UP_TIMEOUT_S)
-        assert service.healthy
+        assert await service.health() is True
     finally:
         await service.stop()
 

@@ -133,8 +133,12 @@ class System:
             time.sleep(0.05)
 
     def command(self, *args: str, timeout_s: float) -> subprocess.CompletedProcess:
-        """Run `convergence ARGS` with this system's environment, on its broker (CONVERGENCE_KAFKA_BOOTSTRAP)."""
-        env = {**self.env, "CONVERGENCE_KAFKA_BOOTSTRAP": self.bootstrap}
+        """Run `convergence ARGS` with this system's environment, on its broker (CONVERGENCE_KAFKA_BOOTSTRAP).
+
+        The broker is the embedded Tansu, which refuses idempotent producers: as `up` does for it (README,
+        Settings), the command runs with CONVERGENCE_KAFKA_IDEMPOTENT_PRODUCER=false."""
+        env = {**self.env, "CONVERGENCE_KAFKA_BOOTSTRAP": self.bootstrap,
+               "CONVERGENCE_KAFKA_IDEMPOTENT_PRODUCER": "false"}
         return subprocess.run([CONVERGENCE, *args], env=env, capture_output=True, text=True, timeout=timeout_s,
                               check=False)
 

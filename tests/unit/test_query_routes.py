@@ -206,7 +206,8 @@ async def test_leaderboard_ranks_by_score_then_party_id(http: httpx.AsyncClient)
     ("/v1/scorecards/ae-1?period=2026-13", 422),
     ("/v1/relationships/ae-1?window=7d", 422),
     ("/v1/leaderboards/ae-card?limit=0", 422),
-    ("/v1/relationships/ae-1?cursor=%FF", 400),
+    ("/v1/relationships/ae-1?cursor=%FF", 422),  # not even base64
+    ("/v1/relationships/ae-1?cursor=_w==", 400),  # base64, but of no counterparty id (not UTF-8)
 ])
 async def test_bad_requests_answer_in_the_error_format(http: httpx.AsyncClient, path: str, status: int) -> None:
     response = await http.get(path)
