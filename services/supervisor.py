@@ -106,7 +106,8 @@ class Child:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(stop_signal or self._stop_signal)
         try:
-            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

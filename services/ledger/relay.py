@@ -94,8 +94,11 @@ class Relay:
                 self.failing, failures = None, 0
                 if not published:
                     self._wake.clear()
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation that
+                    # meets its inner wait (seen here: the relay then never stopped)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE_WAIT_S)
+                        async with asyncio.timeout(IDLE_WAIT_S):
+                            await self._wake.wait()
         finally:
             if producer is not None:
                 await producer.stop()
