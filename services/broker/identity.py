@@ -17,6 +17,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.broker.consuming import started
 from services.settings import Settings
 
 __all__ = ["IDENTITY", "BrokerIdentity", "claim_epoch"]
@@ -45,16 +46,10 @@ class BrokerIdentity:
     async def read(self) -> str | None:
         """The broker's epoch now, or None when its identity is not written (yet)."""
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(
+            self._consumer = await started(AIOKafkaConsumer(
                 bootstrap_servers=self._settings.resolved_kafka_bootstrap, group_id=None,
                 enable_auto_commit=False, request_timeout_ms=self._settings.broker_timeout_ms,
-                fetch_max_wait_ms=self._settings.fetch_max_wait_ms)
-            try:
-                await consumer.start()
-            except BaseException:
-                await consumer.stop()
-                raise
-            self._consumer = consumer
+                fetch_max_wait_ms=self._settings.fetch_max_wait_ms))
         await self._consumer.topics()  # fresh metadata: the topic may have just been created again
         if self._consumer.partitions_for_topic(self._tp.topic) is None:
             epoch = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -22,28 +21,10 @@ router = APIRouter(prefix="/v1", tags=["dead letters"], dependencies=[Depends(re
 MAX_ID = 2**63 - 1  # the database's BIGINT
 
 
-class DeadLetterOut(BaseModel):
-    """A refused message: why, where it was read (none for one refused in processing of an HTTP event), and
-    its value as received."""
-
-    id: int
-    reason: str
-    topic: str | None
-    partition: int | None
-    offset: int | None
-    key: str | None
-    value: str
-    dead_lettered_at: datetime
-
-    @classmethod
-    def of(cls, letter: StoredDeadLetter) -> DeadLetterOut:
-        return cls(**{name: getattr(letter, name) for name in StoredDeadLetter.__slots__})
-
-
 class DeadLettersOut(BaseModel):
     """A page of dead letters, oldest first; `next_after` is the `after` of the next page (null: no more)."""
 
-    items: list[DeadLetterOut]
+    items: list[StoredDeadLetter]
     next_after: int | None
 
 
@@ -52,7 +33,7 @@ async def list_dead_letters(letters: DeadLettersDep, after: Annotated[int, Query
                             limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> DeadLettersOut:
     """Dead letters after id `after`, oldest first (newest last)."""
     page = await letters.page(after, limit)
-    return DeadLettersOut(items=[DeadLetterOut.of(letter) for letter in page],
+    return DeadLettersOut(items=page,
                           next_after=page[-1].id if len(page) == limit else None)
 
 

@@ -8,6 +8,6 @@ __all__ = ["EVENTS", "REQUEST_SECONDS"]
 
 EVENTS = Counter("events", "CloudEvents received over HTTP, by outcome (accepted|duplicate|rejected)",
                  ["outcome"], namespace="convergence", subsystem="ingest")
-REQUEST_SECONDS = Histogram("request_seconds", "Time to answer POST /v1/events, publishing included",
+REQUEST_SECONDS = Histogram("request_seconds", "Time to answer POST /v1/events, the ledger write included",
                             namespace="convergence", subsystem="ingest",
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from services.broker.batches import Message, send_batched
 from services.broker.binding import CONTENT_TYPE
+from services.broker.consuming import started
 from services.broker.identity import BrokerIdentity
 from services.broker.topics import ensure_topics
 from services.ledger.metrics import RELAY_CURSOR, RELAYED
@@ -85,7 +86,7 @@ class Relay:
                 except (KafkaError, OSError, TimeoutError) as error:
                     if self.failing is None:  # once per outage, not once per retry
                         log.warning("relay: the broker is unavailable (%s); retrying", error)
-                    self.failing = str(error) or type(error).__name__
+                    self.failing = type(error).__name__  # the detail is logged, not served
                     await asyncio.sleep(RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)])
                     failures += 1
                     continue
@@ -117,12 +118,6 @@ class Relay:
         return total
 
     async def _producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(bootstrap_servers=self._settings.resolved_kafka_bootstrap, acks="all",
-                                    enable_idempotence=self._settings.idempotent_producer,
-                                    request_timeout_ms=self._settings.broker_timeout_ms)
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        return producer
+        return await started(AIOKafkaProducer(
+            bootstrap_servers=self._settings.resolved_kafka_bootstrap, acks="all",
+            enable_idempotence=self._settings.idempotent_producer, request_timeout_ms=self._settings.broker_timeout_ms))

@@ -83,7 +83,8 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
     async def same_log() -> None:
         """Exit when the broker's log is not the one the state was recovered from (`services.broker.identity`):
         nothing of this state may be written into another log; restarted, the processor folds that log anew."""
-        if await identity.read() != epoch:
+        now = await identity.read()
+        if now is None or now != epoch:  # None: its topics are being made anew
             log.error("the broker's log changed under the processor (it lost its data or was replaced); "
                       "exiting to be restarted on the new log")
             os._exit(RESTART_EXIT_CODE)

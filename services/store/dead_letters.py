@@ -32,6 +32,9 @@ class NewDeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class StoredDeadLetter:
+    """A refused message: why, where it was read (none for one refused in processing of an HTTP event), and
+    its value as received."""
+
     id: int
     reason: str
     topic: str | None

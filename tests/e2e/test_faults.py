@@ -23,10 +23,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.engine import make_url
 
-from services.broker.identity import BrokerIdentity
 from services.broker.topics import inbound_topics
 from services.ledger.consumer import fetch_end_offsets
 from services.settings import Settings
+from tests.support.broker import broker_epoch
 from tests.support.databases import database_urls
 from tests.support.faults import (
     FIND_TIMEOUT_S,
@@ -69,14 +69,6 @@ class Budget:
 
     def deadline(self, reserve: float = 0) -> float:
         return time.monotonic() + self.left(reserve)
-
-
-async def broker_epoch(bootstrap: str) -> str | None:
-    identity = BrokerIdentity(Settings(kafka_bootstrap=bootstrap, _env_file=None))
-    try:
-        return await identity.read()
-    finally:
-        await identity.stop()
 
 
 def ledger_keys(system: System) -> set[tuple[str, str]]:
@@ -242,14 +234,15 @@ async def test_convergence_rebuild_republishes_the_ledger_and_live_state_comes_b
                 AtLeastOnceClient(system, deadline=budget.deadline(reserve=CHECK_RESERVE_S)) as client:
             client.drive(lines, range(half))
             assert_live_measures_equal_the_replay(http, replay, month, timeout_s=30)  # before: the reference
-            epoch_before = await broker_epoch(system.bootstrap)
+            on_its_broker = Settings(kafka_bootstrap=system.bootstrap, _env_file=None)
+            epoch_before = await broker_epoch(on_its_broker)
             rebuilt = system.command("rebuild", timeout_s=budget.left(reserve=CHECK_RESERVE_S + 30))
             print(f"convergence rebuild exited with {rebuilt.returncode}:\n{rebuilt.stdout[-2000:]}\n"
                   f"{rebuilt.stderr[-2000:]}")
             assert rebuilt.returncode == 0, (f"convergence rebuild exited with {rebuilt.returncode}:\n"
                                              f"{rebuilt.stdout[-2000:]}\n{rebuilt.stderr[-2000:]}")
             # new topics (a new broker log), holding every event of the ledger once the command is done
-            assert await broker_epoch(system.bootstrap) not in (None, epoch_before)
+            assert await broker_epoch(on_its_broker) not in (None, epoch_before)
             in_ledger = ledger_keys(system)
             assert in_ledger and await inbound_keys(system.bootstrap, in_ledger) >= in_ledger
             unhealthy = client.wait_healthy(budget.deadline(reserve=CHECK_RESERVE_S))

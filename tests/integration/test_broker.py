@@ -9,9 +9,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.broker.embedded import BrokerStartError, embedded_broker, free_port
-from services.broker.identity import BrokerIdentity
 from services.broker.topics import delete_topics, ensure_topics
 from services.settings import Settings
+from tests.support.broker import broker_epoch
 
 pytestmark = pytest.mark.integration
 
@@ -50,27 +50,19 @@ async def test_ensure_topics_creates_every_topic_once(tansu_bootstrap: str) -> N
     assert {len(topic["partitions"]) for topic in described} == {3}
 
 
-async def identity_of(settings: Settings) -> str | None:
-    identity = BrokerIdentity(settings)
-    try:
-        return await identity.read()
-    finally:
-        await identity.stop()
-
-
 async def test_the_broker_gets_one_identity_whoever_creates_its_topics_and_a_new_one_once_they_are_gone(
         tansu_bootstrap: str) -> None:
     settings = Settings(kafka_bootstrap=tansu_bootstrap, topic_prefix="x.", partitions=1)
-    assert await identity_of(settings) is None
+    assert await broker_epoch(settings) is None
 
     await asyncio.gather(*(ensure_topics(settings) for _ in range(3)))  # services starting together
-    first = await identity_of(settings)
+    first = await broker_epoch(settings)
     await ensure_topics(settings)
-    assert first is not None and await identity_of(settings) == first
+    assert first is not None and await broker_epoch(settings) == first
 
     assert set(await delete_topics(settings)) == {*TOPICS, "x.broker.identity"}
     async with asyncio.timeout(10):
-        while await identity_of(settings) is not None:
+        while await broker_epoch(settings) is not None:
             await asyncio.sleep(0.1)
     await ensure_topics(settings)
-    assert await identity_of(settings) not in (None, first)
+    assert await broker_epoch(settings) not in (None, first)

@@ -12,12 +12,12 @@ from prometheus_client import REGISTRY
 
 from services.broker.binding import encode, topic_for
 from services.broker.embedded import embedded_broker, free_port
-from services.broker.identity import BrokerIdentity
 from services.broker.topics import ensure_topics
 from services.ledger.consumer import GROUP, LedgerService
 from services.settings import Settings
 from services.store import DeadLetterStore, LedgerStore, create_engine, create_sessions, migrate
 from shared.events import parse_event
+from tests.support.broker import broker_epoch
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +51,6 @@ async def publish(producer: AIOKafkaProducer, settings: Settings, raw: dict) -> 
     event = parse_event(raw)
     key, value, headers = encode(event)
     await producer.send_and_wait(topic_for(event.type, settings), value, key=key, headers=headers)
-
-
-async def epoch_of(settings: Settings) -> str | None:
-    identity = BrokerIdentity(settings)
-    try:
-        return await identity.read()
-    finally:
-        await identity.stop()
 
 
 async def run_until_caught_up(settings: Settings, sessions) -> None:
@@ -105,7 +97,7 @@ async def test_valid_events_of_both_modes_are_stored_once_and_bad_ones_dead_lett
     assert duplicates() - duplicates_before == 1
     assert parse_event(events[("crm", "s-1")]).data.amount == Decimal("1234.10")
     assert parse_event(events[("hr", "p-1")]).time.isoformat() == "2026-03-14T10:22:00+00:00"
-    positions = await ledger.positions(GROUP, await epoch_of(settings))
+    positions = await ledger.positions(GROUP, await broker_epoch(settings))
     assert sum(offset for (topic, _), offset in positions.items() if topic == parties) == 3
     assert sum(offset for (topic, _), offset in positions.items() if topic == sales) == 4
     letters = await DeadLetterStore(sessions).page(0, 10)
@@ -138,7 +130,7 @@ async def test_a_broker_that_lost_its_log_is_read_from_its_start_not_at_the_old_
         settings = Settings(kafka_bootstrap=bootstrap, partitions=1, data_dir=tmp_path,
                             kafka_idempotent_producer=False, _env_file=None)
         await ensure_topics(settings)
-        first_epoch = await epoch_of(settings)
+        first_epoch = await broker_epoch(settings)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
         await producer.start()
         for event_id in ("p-1", "p-2", "p-3"):
@@ -152,7 +144,7 @@ async def test_a_broker_that_lost_its_log_is_read_from_its_start_not_at_the_old_
         await publish(producer, settings, party("p-4"))  # offset 0 of the new log, below the stored 3
         await producer.stop()
         await run_until_caught_up(settings, sessions)
-        second_epoch = await epoch_of(settings)
+        second_epoch = await broker_epoch(settings)
 
     assert second_epoch not in (None, first_epoch)
     assert set(await stored(ledger)) == {("hr", f"p-{n}") for n in range(1, 5)}
