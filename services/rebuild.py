@@ -22,21 +22,17 @@ from services.store.ledger import LedgerStore
 __all__ = ["rebuild"]
 
 
-async def _gone(settings: Settings, timeout_s: float) -> None:
-    """Wait until the broker no longer lists the deleted topics (deletion may finish after its answer)."""
+async def rebuild(settings: Settings, timeout_s: float) -> dict[str, object]:
+    """Delete and recreate the topics, then publish the ledger into them; what was done."""
     identity = BrokerIdentity(settings)
     try:
-        async with asyncio.timeout(timeout_s):
-            while await identity.read() is not None:
+        old = await identity.read()
+        deleted = await delete_topics(settings, *internal_topics(settings))
+        async with asyncio.timeout(timeout_s):  # deletion may finish after its answer
+            while old is not None and await identity.read() == old:  # gone, or made anew by a service
                 await asyncio.sleep(0.1)
     finally:
         await identity.stop()
-
-
-async def rebuild(settings: Settings, timeout_s: float) -> dict[str, object]:
-    """Delete and recreate the topics, then publish the ledger into them; what was done."""
-    deleted = await delete_topics(settings, *internal_topics(settings))
-    await _gone(settings, timeout_s)
     await ensure_topics(settings)
     async with opened_database(settings.resolved_database_url) as sessions:
         published = await Relay(settings, LedgerStore(sessions)).drain(timeout_s)

@@ -23,15 +23,23 @@ from services.settings import Settings
 __all__ = ["IDENTITY", "BrokerIdentity", "claim_epoch"]
 
 IDENTITY = "broker.identity"
-READ_TIMEOUT_MS = 2000
+IDENTITY_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}  # kept for as long as the log is
 REFRESH_S = 1.0
 
 
-async def _first_record(consumer: AIOKafkaConsumer, tp: TopicPartition) -> str | None:
+async def _first_record(consumer: AIOKafkaConsumer, tp: TopicPartition, timeout_s: float) -> str | None:
+    """The first record of `tp`, None when it has none. A fetch can come back empty while the consumer moves
+    to its position, so it is read until the record comes (TimeoutError after `timeout_s`): an empty answer
+    must never pass for a missing identity."""
     consumer.assign([tp])
-    await consumer.seek_to_beginning(tp)
-    records = (await consumer.getmany(tp, timeout_ms=READ_TIMEOUT_MS, max_records=1)).get(tp, [])
-    return records[0].value.decode() if records and records[0].value else None
+    first, end = (await consumer.beginning_offsets([tp]))[tp], (await consumer.end_offsets([tp]))[tp]
+    if end <= first:
+        return None
+    consumer.seek(tp, first)
+    async with asyncio.timeout(timeout_s):
+        while not (records := (await consumer.getmany(tp, timeout_ms=500, max_records=1)).get(tp)):
+            pass
+    return (records[0].value or b"").decode()
 
 
 class BrokerIdentity:
@@ -54,7 +62,7 @@ class BrokerIdentity:
         if self._consumer.partitions_for_topic(self._tp.topic) is None:
             epoch = None
         else:
-            epoch = await _first_record(self._consumer, self._tp)
+            epoch = await _first_record(self._consumer, self._tp, self._settings.broker_timeout_ms / 1000)
         self._cached = (time.monotonic(), epoch)
         return epoch
 

@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 
-from services.broker.identity import IDENTITY, claim_epoch
+from services.broker.identity import IDENTITY, IDENTITY_CONFIG, claim_epoch
 from services.settings import Settings
 from shared.events import DATA_MODELS, family_of
 
@@ -40,7 +40,8 @@ def topic_names(settings: Settings) -> list[str]:
 
 
 def _wanted(settings: Settings) -> list[NewTopic]:
-    identity = NewTopic(settings.topic(IDENTITY), 1, settings.replication_factor)  # one partition: one first record
+    # one partition: one first record
+    identity = NewTopic(settings.topic(IDENTITY), 1, settings.replication_factor, topic_configs=IDENTITY_CONFIG)
     return [identity, *(NewTopic(settings.topic(name), settings.partitions, settings.replication_factor,
                                  topic_configs=_CONFIGS.get(name, {})) for name in _NAMES)]
 

@@ -111,10 +111,14 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
 
     async def watch_tails(producer: AIOKafkaProducer, backfill: Backfill) -> None:
         """Fold what the broker holds after input partitions whose position has not moved for a whole
-        `TAIL_CHECK_S`: a skipped record with no later one behind it is not seen by `Backfill.complete`."""
+        `TAIL_CHECK_S`: a skipped record with no later one behind it is not seen by `Backfill.complete`.
+        Also look at the broker's log: topics deleted and made again (`convergence rebuild`) can leave Faust's
+        consumer without a batch to notice it by."""
         topics, looked = set(inbound_topics(settings)), {}
         while True:
             await asyncio.sleep(TAIL_CHECK_S)
+            if epoch is not None:
+                await same_log()
             if not status.healthy:
                 continue
             assigned = {(tp.topic, tp.partition) for tp in table.app.consumer.assignment() if tp.topic in topics}
