@@ -135,18 +135,24 @@ class LedgerService:
         return True
 
     async def resume(self, assigned: list[TopicPartition]) -> None:
-        """Seek `assigned` to the positions stored for the broker's log (its start when there are none)."""
+        """Seek `assigned` to the positions stored for the broker's log (its start when there are none).
+
+        It runs in the consumer's rebalance, beside the append loop: until the seeks are done the loop
+        appends nothing (`_epoch` None), since what it fetched meanwhile may come from before them (read
+        from the start of a partition and appended again, such rows were counted as duplicates).
+        """
         assert self._consumer is not None
+        was, self._epoch = self._epoch, None
         async with asyncio.timeout(EPOCH_WAIT_S):  # the topics exist a moment before the identity does
             while (epoch := await self._identity.read()) is None:
                 await asyncio.sleep(0.1)
-        if epoch != self._epoch:
+        if epoch != was:
             log.info("ledger: reading broker log %s", epoch)
-        self._epoch = epoch
         positions = await self._store.positions(GROUP, epoch)
-        for tp in assigned:
+        for tp in assigned:  # no await from here on: the loop sees the seeks and the epoch together
             # 0 on a partition never read; the broker resets it to its earliest offset if need be.
             self._consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+        self._epoch = epoch
 
     async def wait_caught_up(self, timeout_s: float, poll_s: float = 0.05) -> None:
         """Wait until the ledger holds every message published before this call (else TimeoutError)."""
@@ -164,11 +170,11 @@ class LedgerService:
                 if failures:  # the consumer has moved past the batch that was not stored: go back first
                     await self.resume(list(consumer.assignment()))
                 batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms, max_records=self._max_records)
-                if batches and self._epoch is not None:
-                    if await self._identity.current() != self._epoch:
-                        # topics deleted and made again need not rebalance the group: look at the log here too
-                        await self.resume(list(consumer.assignment()))
-                        continue
+                # not resumed yet (or its resume failed), or topics deleted and made again, which need not
+                # rebalance the group: drop what was fetched and read it again from the stored positions
+                if batches and (self._epoch is None or await self._identity.current() != self._epoch):
+                    await self.resume(list(consumer.assignment()))
+                elif batches:
                     await self._append(batches, self._epoch)
             except Exception as error:
                 if not failures:
