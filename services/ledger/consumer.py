@@ -55,14 +55,20 @@ async def wait_caught_up(consumer: AIOKafkaConsumer, identity: BrokerIdentity, s
                          poll_s: float = 0.05) -> None:
     """Wait until the ledger holds every message published to `topics` before this call; TimeoutError when it
     does not in `timeout_s`, or the broker does not answer in `broker_timeout_s`."""
-    async with asyncio.timeout(broker_timeout_s):
-        epoch = await identity.read()
-        end_offsets = await fetch_end_offsets(consumer, topics)
+    try:
+        async with asyncio.timeout(broker_timeout_s):
+            epoch = await identity.current()
+            end_offsets = await fetch_end_offsets(consumer, topics)
+    except TimeoutError:
+        raise TimeoutError(f"the broker did not answer within {broker_timeout_s:g} s") from None
     if epoch is None:
         raise TimeoutError("the broker has no identity yet: its topics are being created")
-    async with asyncio.timeout(timeout_s):
-        while not await caught_up(store, epoch, end_offsets):
-            await asyncio.sleep(poll_s)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not await caught_up(store, epoch, end_offsets):
+                await asyncio.sleep(poll_s)
+    except TimeoutError:
+        raise TimeoutError(f"the ledger had not read every message of the topics after {timeout_s:g} s") from None
 
 
 class _ResumeFromLedger(ConsumerRebalanceListener):
