@@ -14,6 +14,15 @@ the collector. A relationship is one dict of parts:
 * `(REVERSED, day, order day)` -> amount reversed that day of an order of that day;
 * `(REFERRED, referral id, sale day)` -> (referral day, revenue) of sales to the customer it referred.
 
+**Partitions.** Every record belongs to one key: a party's parties and relationships to the party, an
+order (with its reversals) to the order, a customer's timelines to the customer, a referral to the
+referral. A `Fold` may hold the records of one partition of the keys only (`partition` of `partitions`,
+by `partition_of`). An event is applied where its home key (`home_key`) lives; whatever it changes under
+another key is a *message* (a plain tuple whose second element is that key, see `MESSAGE_KINDS`), applied
+at once when the key is local and otherwise put in `outbox`, for the owner to `receive`. Messages only
+add to sums or insert into timelines, so they may arrive in any order; a fold of one partition (the
+default) receives all of them at once and is the whole fold.
+
 Speed: `make compile` builds this module with mypyc (README, "Benchmarks"), so its annotations are
 enforced at run time. Handlers read an event's fields with `vars(event.data)`: a pydantic model's own
 attribute access goes through its `__getattr__` hook, which measured about 360 instructions per field,
@@ -23,6 +32,7 @@ against about 140 for a lookup in `vars()`.
 from __future__ import annotations
 
 import sys
+import zlib
 from bisect import bisect_left, bisect_right
 from decimal import Decimal
 from operator import add
@@ -45,10 +55,32 @@ from shared.measures import (
 )
 from shared.periods import DAY_US, Window
 
-__all__ = ["REFERRED", "REVERSED", "Conflict", "Customer", "Fold", "Order", "Party"]
+__all__ = ["MESSAGE_KINDS", "REFERRED", "REVERSED", "Conflict", "Customer", "Fold", "Order", "Party", "home_key",
+           "partition_of"]
 
 REVERSED, REFERRED = "rv", "rr"  # the two kinds of relationship parts keyed by two times
 _intern = sys.intern
+
+
+# the field of an event's data that holds its home key: the record it is applied to first
+_HOME_FIELDS = {"party": "party_id", "sale": "order_id", "referral": "referral_id",
+                "service": "customer_id", "survey": "customer_id", "retention": "customer_id"}
+
+# What a fold sends to the owner of another key (the tuple's first element, then that key):
+# ("add", party, counterparty, day, sums), ("reverse", party, counterparty, day, order day, amount, counted),
+# ("refer", referrer, customer, referral id, sale day, referral day, amount), ("seen", party, kind),
+# ("own", customer, sale time, order id, owners), ("referred", referral id, sale time, customer, amount)
+MESSAGE_KINDS = ("add", "reverse", "refer", "seen", "own", "referred")
+
+
+def home_key(event: Event) -> str:
+    """The key an event is applied to first: the id that orders it with the events it depends on."""
+    return getattr(event.data, _HOME_FIELDS[event.type.split(".", 1)[0]])
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition a key belongs to (CRC-32: the same in every process, unlike `hash`)."""
+    return zlib.crc32(key.encode()) % partitions
 
 
 class Conflict(ValueError):
@@ -135,12 +167,13 @@ class Customer:
     """A customer's sales (for ownership) and retention events (re-attributed when a late sale lands), each
     as a list of event times (ints: quick to search) beside a list of what happened then."""
 
-    __slots__ = ("retention", "retention_times", "sale_times", "sales")
+    __slots__ = ("owners", "retention", "retention_times", "sale_times", "sales")
 
-    def __init__(self, sale_times: list | None = None, sales: list | None = None,
+    def __init__(self, sale_times: list | None = None, sales: list | None = None, owners: list | None = None,
                  retention_times: list | None = None, retention: list | None = None) -> None:
         self.sale_times: list[int] = sale_times or []  # ascending; equal times by order id
         self.sales: list[str] = sales or []  # order ids
+        self.owners: list[tuple[str, ...]] = owners or []  # each sale's owners (`Order.owners`)
         self.retention_times: list[int] = retention_times or []  # ascending; equal times in arrival order
         self.retention: list[tuple[int, Decimal]] = retention or []  # (slot, arr)
 
@@ -148,8 +181,11 @@ class Customer:
 class Fold:
     """The state of all accepted events; `apply` folds in one more."""
 
-    def __init__(self, provider_id: str = "provider", track_changes: bool = False) -> None:
+    def __init__(self, provider_id: str = "provider", track_changes: bool = False, partition: int = 0,
+                 partitions: int = 1) -> None:
         self.provider_id = provider_id
+        self.partition, self.partitions = partition, partitions
+        self.outbox: list[tuple] = []  # messages for keys of other partitions, in the order they were sent
         # (record kind, key...) of every record changed since the owner last cleared it, when tracked:
         # ("party", id), ("relationship", party, counterparty), ("order", id), ("customer", id),
         # ("referral", id), ("referred", referral id)
@@ -177,12 +213,29 @@ class Fold:
             "retention.renewed": self._renewed,
             "retention.churned": self._churned,
         }
+        self._receivers = {"add": self._on_add, "reverse": self._on_reverse, "refer": self._on_refer,
+                           "seen": self._on_seen, "own": self._on_own, "referred": self._on_referred}
 
     # ---- applying events -------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Fold one accepted, not-duplicate event in; raises `Conflict` (and changes nothing) if it clashes."""
+        """Fold one accepted, not-duplicate event in, at its home key (`owns(home_key(event))`); raises
+        `Conflict` (and changes nothing, sends nothing) if it clashes."""
         self._handlers[event.type](event)
+
+    def receive(self, message: tuple) -> None:
+        """Apply a message another partition's fold sent for a key of this one."""
+        self._receivers[message[0]](message)
+
+    def owns(self, key: str) -> bool:
+        """Whether `key`'s records belong to this fold."""
+        return self.partitions == 1 or partition_of(key, self.partitions) == self.partition
+
+    def _send(self, message: tuple) -> None:
+        if self.partitions == 1 or partition_of(message[1], self.partitions) == self.partition:
+            self._receivers[message[0]](message)
+        else:
+            self.outbox.append(message)
 
     def _day(self, ts: int) -> Any:
         """The UTC day index of `ts`, as the one int object every part of that day shares. (`Any`, not
@@ -219,10 +272,11 @@ class Fold:
         else:
             parts[day] = (*map(add, old, sums), *sums[len(old):])
 
-    def _infer(self, party_id: str, kind: PartyKind) -> None:
-        """Register a party first seen in an event field (callers check `parties` first: it is the hot path)."""
-        self.put_party(_intern(party_id), Party(kind.value))
-        self._touch("party", party_id)
+    def _seen(self, party_id: str, kind: PartyKind) -> None:
+        """A party seen in an event field: registered as of that kind unless it is known (the check comes
+        first: it is the hot path; a party of another partition is never known here, its owner decides)."""
+        if party_id not in self.parties:
+            self._send(("seen", party_id, kind.value))
 
     def _credits(self, credited: tuple) -> tuple[tuple[str, Decimal], ...]:
         """A sale's credits as (party, share) pairs: the very tuple of the last order credited the same way,
@@ -266,99 +320,46 @@ class Fold:
         order_id = data["order_id"]
         if order_id in self.orders:
             raise Conflict(f"data.order_id: order {order_id!r} was already closed by another event")
-        parties = self.parties
         customer, partner, amount = _intern(data["customer_id"]), data["partner_id"], data["amount"]
         credits = self._credits(data["credits"])
         if partner:
             partner = _intern(partner)
-        self.orders[order_id] = (ts, customer, amount, credits, partner)
+        order = self.orders[order_id] = (ts, customer, amount, credits, partner)
         self._touch("order", order_id)
-        if customer not in parties:
-            self._infer(customer, PartyKind.CUSTOMER)
+        self._seen(customer, PartyKind.CUSTOMER)
         day, margin = self._day(ts), data["margin"] or 0
         upsell = data["motion"] != "new"
         whole = (1, amount, 1, margin, amount) if upsell else (1, amount, 1, margin)
         for party, share in credits:
-            if party not in parties:
-                self._infer(party, PartyKind.WORKFORCE)
+            self._seen(party, PartyKind.WORKFORCE)
             if share == 1:
-                self._add(party, customer, day, whole)
+                self._send(("add", party, customer, day, whole))
             else:
                 credited = amount * share
-                self._add(party, customer, day, (1, credited, 1, margin * share, credited if upsell else 0))
+                self._send(("add", party, customer, day, (1, credited, 1, margin * share, credited if upsell else 0)))
         if partner:
-            if partner not in parties:
-                self._infer(partner, PartyKind.PARTNER)
-            self._add(partner, customer, day, whole)
-        self._add(customer, self.provider_id, day, whole)
+            self._seen(partner, PartyKind.PARTNER)
+            self._send(("add", partner, customer, day, whole))
+        self._send(("add", customer, self.provider_id, day, whole))
         referral_id = data["referral_id"]
         if referral_id:
-            referral = self.referrals.get(referral_id)
-            if referral is None:
-                self.referred_sales.setdefault(referral_id, []).append((ts, customer, amount))
-                self._touch("referred", referral_id)
-            else:
-                self._referred_sale(referral_id, referral, ts, customer, amount)
-        self._own(customer, ts, order_id)
+            self._send(("referred", referral_id, ts, customer, amount))
+        self._send(("own", customer, ts, order_id, tuple(_owners(order))))
         if order_id in self.reversals:
             self._settle_reversals(order_id)
-
-    def _referred_sale(self, referral_id: str, referral: tuple[str, int], ts: int, customer: str,
-                       amount: Decimal) -> None:
-        referrer, referral_ts = referral
-        day = self._day(ts)
-        parts = self._parts(referrer, customer)
-        key = (REFERRED, referral_id, day)
-        revenue = parts[key][1] + amount if key in parts else amount
-        parts[key] = (self._day(referral_ts), revenue)
-        _count_event(parts, day)
-
-    def _own(self, customer_id: str, ts: Any, order_id: str) -> None:
-        """Place a sale in its customer's timeline; retention events it now owns move to its owners."""
-        customer = self._customer(customer_id)
-        times, sales = customer.sale_times, customer.sales
-        at = bisect_right(times, ts)
-        if at and times[at - 1] == ts:  # equal times: the greater order id is the more recent
-            at = bisect_right(sales, order_id, bisect_left(times, ts, 0, at), at)
-        times.insert(at, ts)
-        sales.insert(at, order_id)
-        retention_times = customer.retention_times
-        if not retention_times:
-            return
-        first = bisect_left(retention_times, ts)
-        until = times[at + 1] if at + 1 < len(times) else None
-        if first == len(retention_times) or (until is not None and retention_times[first] >= until):
-            return  # no retention event changes owner
-        before = _owners(self.orders[sales[at - 1]]) if at else []
-        after = _owners(self.orders[order_id])
-        # an owner of both sales would lose and regain the same amounts: only the difference moves
-        losing, gaining = [o for o in before if o not in after], [o for o in after if o not in before]
-        if not (losing or gaining):
-            return
-        for index in range(first, len(retention_times)):
-            event_ts = retention_times[index]
-            if until is not None and event_ts >= until:
-                break
-            slot, arr = customer.retention[index]
-            day = self._day(event_ts)
-            for owner in losing:
-                self._add(owner, customer_id, day, _sums(slot, -arr, events=-1))
-            for owner in gaining:
-                self._add(owner, customer_id, day, _sums(slot, arr))
 
     def _retention(self, event: Event, slot: int) -> None:
         ts, data = event.ts, vars(event.data)
         customer_id = data["customer_id"]
-        if customer_id not in self.parties:
-            self._infer(customer_id, PartyKind.CUSTOMER)
+        self._seen(customer_id, PartyKind.CUSTOMER)
         customer = self._customer(customer_id)
         at = bisect_right(customer.retention_times, ts)  # after equal times
         customer.retention_times.insert(at, ts)
         customer.retention.insert(at, (slot, data["arr"]))
         day, parts = self._day(ts), _sums(slot, data["arr"])
         for owner in self.owners_at(customer_id, ts):
-            self._add(owner, customer_id, day, parts)
-        self._add(customer_id, self.provider_id, day, parts)
+            self._send(("add", owner, customer_id, day, parts))
+        self._send(("add", customer_id, self.provider_id, day, parts))
 
     def _renewed(self, event: Event) -> None:
         self._retention(event, RENEWED)
@@ -393,29 +394,23 @@ class Fold:
 
     def _reversed_parts(self, order: tuple, ts: int, delta: Decimal, count: bool) -> None:
         order_ts, customer, _, credits, partner = order
-        key = (REVERSED, self._day(ts), self._day(order_ts))
-        shares = [(party, customer, delta * share) for party, share in credits]
+        day, order_day = self._day(ts), self._day(order_ts)
+        for party, share in credits:
+            self._send(("reverse", party, customer, day, order_day, delta * share, count))
         if partner:
-            shares.append((partner, customer, delta))
-        shares.append((customer, self.provider_id, delta))
-        for party, counterparty, amount in shares:
-            parts = self._parts(party, counterparty)
-            parts[key] = parts.get(key, 0) + amount
-            if count:
-                _count_event(parts, key[1])
+            self._send(("reverse", partner, customer, day, order_day, delta, count))
+        self._send(("reverse", customer, self.provider_id, day, order_day, delta, count))
 
     def _case(self, event: Event) -> None:
         data = vars(event.data)
         customer = data["customer_id"]
-        if customer not in self.parties:
-            self._infer(customer, PartyKind.CUSTOMER)
-        self._add(data["resolver_id"], customer, self._day(event.ts), _CASE[data["first_contact"]])
+        self._seen(customer, PartyKind.CUSTOMER)
+        self._send(("add", data["resolver_id"], customer, self._day(event.ts), _CASE[data["first_contact"]]))
 
     def _survey(self, event: Event) -> None:
         ts, data = event.ts, vars(event.data)
         customer, nps, csat = data["customer_id"], data["nps"], data["csat"]
-        if customer not in self.parties:
-            self._infer(customer, PartyKind.CUSTOMER)
+        self._seen(customer, PartyKind.CUSTOMER)
         parts = [0] * (DETRACTORS + 1 if nps is not None else CSAT_SUM + 1)
         parts[EVENTS] = 1
         if csat is not None:
@@ -424,22 +419,98 @@ class Fold:
             parts[NPS_N] = 1
             parts[PROMOTERS] = 1 if nps >= 9 else 0
             parts[DETRACTORS] = 1 if nps <= 6 else 0
-        self._add(data["about_id"], customer, self._day(ts), tuple(parts))
+        self._send(("add", data["about_id"], customer, self._day(ts), tuple(parts)))
 
     def _referral(self, event: Event) -> None:
         ts, data = event.ts, vars(event.data)
         referral_id, referrer, prospect = data["referral_id"], data["referrer_id"], data["prospect_id"]
         if referral_id in self.referrals:
             raise Conflict(f"data.referral_id: referral {referral_id!r} is already known from another event")
-        if prospect not in self.parties:
-            self._infer(prospect, PartyKind.CUSTOMER)
+        self._seen(prospect, PartyKind.CUSTOMER)
         referral = self.referrals[referral_id] = (_intern(referrer), ts)
         self._touch("referral", referral_id)
         if referral_id in self.referred_sales:
             self._touch("referred", referral_id)
-        self._add(referrer, prospect, self._day(ts), _REFERRAL_MADE)
+        self._send(("add", referrer, prospect, self._day(ts), _REFERRAL_MADE))
         for sale_ts, customer, amount in self.referred_sales.pop(referral_id, ()):
             self._referred_sale(referral_id, referral, sale_ts, customer, amount)
+
+    def _referred_sale(self, referral_id: str, referral: tuple[str, int], ts: int, customer: str,
+                       amount: Decimal) -> None:
+        referrer, referral_ts = referral
+        self._send(("refer", referrer, customer, referral_id, self._day(ts), self._day(referral_ts), amount))
+
+    # ---- receiving messages: each changes the records of the key it names ----------------------------
+
+    def _on_add(self, message: tuple) -> None:
+        _, party, counterparty, day, sums = message
+        self._add(party, counterparty, self._days.setdefault(day, day), sums)
+
+    def _on_reverse(self, message: tuple) -> None:
+        _, party, counterparty, day, order_day, amount, counted = message
+        day, key = self._days.setdefault(day, day), (REVERSED, day, self._days.setdefault(order_day, order_day))
+        parts = self._parts(party, counterparty)
+        parts[key] = parts.get(key, 0) + amount
+        if counted:
+            _count_event(parts, day)
+
+    def _on_refer(self, message: tuple) -> None:
+        _, referrer, customer, referral_id, day, referral_day, amount = message
+        day = self._days.setdefault(day, day)
+        parts = self._parts(referrer, customer)
+        key = (REFERRED, referral_id, day)
+        revenue = parts[key][1] + amount if key in parts else amount
+        parts[key] = (self._days.setdefault(referral_day, referral_day), revenue)
+        _count_event(parts, day)
+
+    def _on_seen(self, message: tuple) -> None:
+        _, party_id, kind = message
+        if party_id not in self.parties:
+            self.put_party(_intern(party_id), Party(kind))
+            self._touch("party", party_id)
+
+    def _on_referred(self, message: tuple) -> None:
+        _, referral_id, ts, customer, amount = message
+        referral = self.referrals.get(referral_id)
+        if referral is None:
+            self.referred_sales.setdefault(referral_id, []).append((ts, customer, amount))
+            self._touch("referred", referral_id)
+        else:
+            self._referred_sale(referral_id, referral, ts, customer, amount)
+
+    def _on_own(self, message: tuple) -> None:
+        """Place a sale in its customer's timeline; retention events it now owns move to its owners."""
+        _, customer_id, ts, order_id, owners = message
+        customer = self._customer(customer_id)
+        times, sales = customer.sale_times, customer.sales
+        at = bisect_right(times, ts)
+        if at and times[at - 1] == ts:  # equal times: the greater order id is the more recent
+            at = bisect_right(sales, order_id, bisect_left(times, ts, 0, at), at)
+        times.insert(at, ts)
+        sales.insert(at, order_id)
+        customer.owners.insert(at, owners)
+        retention_times = customer.retention_times
+        if not retention_times:
+            return
+        first = bisect_left(retention_times, ts)
+        until = times[at + 1] if at + 1 < len(times) else None
+        if first == len(retention_times) or (until is not None and retention_times[first] >= until):
+            return  # no retention event changes owner
+        before = customer.owners[at - 1] if at else ()
+        # an owner of both sales would lose and regain the same amounts: only the difference moves
+        losing, gaining = [o for o in before if o not in owners], [o for o in owners if o not in before]
+        if not (losing or gaining):
+            return
+        for index in range(first, len(retention_times)):
+            event_ts = retention_times[index]
+            if until is not None and event_ts >= until:
+                break
+            slot, arr = customer.retention[index]
+            day = self._day(event_ts)
+            for owner in losing:
+                self._send(("add", owner, customer_id, day, _sums(slot, -arr, events=-1)))
+            for owner in gaining:
+                self._send(("add", owner, customer_id, day, _sums(slot, arr)))
 
     # ---- reading measures ------------------------------------------------------------------------
 
@@ -467,7 +538,7 @@ class Fold:
         if customer is None:
             return []
         at = bisect_right(customer.sale_times, ts)
-        return _owners(self.orders[customer.sales[at - 1]]) if at else []
+        return list(customer.owners[at - 1]) if at else []
 
     def put_party(self, party_id: str, party: Party | None) -> None:
         """Set (or, with None, remove) a party, keeping the index of direct reports."""

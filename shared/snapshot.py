@@ -1,4 +1,4 @@
-"""The fold's state as JSON-ready data, record by record, and back (`fold-state/2`).
+"""The fold's state as JSON-ready data, record by record, and back (`fold-state/3`).
 
 Decimals travel as strings and integers as numbers, so a record survives `json.dumps`/`json.loads`
 unchanged; tuples come back as tuples where the fold relies on them.
@@ -13,7 +13,7 @@ from shared.fold import REFERRED, REVERSED, Customer, Fold, Party
 
 __all__ = ["FORMAT", "decode_fold", "encode_fold", "get_record", "put_record", "record_keys"]
 
-FORMAT = "fold-state/2"
+FORMAT = "fold-state/3"
 
 
 def _out(value: Any) -> Any:
@@ -78,14 +78,16 @@ def put_order(fold: Fold, order_id: str, data: list | None) -> None:
 
 
 def encode_customer(customer: Customer) -> dict:
-    return {"s": [list(sale) for sale in zip(customer.sale_times, customer.sales, strict=True)],
+    return {"s": [[ts, order_id, list(owners)]
+                  for ts, order_id, owners in zip(customer.sale_times, customer.sales, customer.owners, strict=True)],
             "r": [[ts, slot, str(arr)] for ts, (slot, arr) in zip(customer.retention_times, customer.retention,
                                                                    strict=True)]}
 
 
 def decode_customer(data: dict) -> Customer:
-    return Customer([ts for ts, _ in data["s"]], [order_id for _, order_id in data["s"]],
-                    [ts for ts, _, _ in data["r"]], [(slot, Decimal(arr)) for _, slot, arr in data["r"]])
+    return Customer([ts for ts, _, _ in data["s"]], [order_id for _, order_id, _ in data["s"]],
+                    [tuple(owners) for _, _, owners in data["s"]], [ts for ts, _, _ in data["r"]],
+                    [(slot, Decimal(arr)) for _, slot, arr in data["r"]])
 
 
 def _encode_referred(sales: list) -> list:

@@ -10,16 +10,12 @@ from typing import Any
 from services.broker.topics import inbound_topic
 from services.settings import Settings
 from shared.events import Event, family_of, load_json
+from shared.fold import home_key
 
-__all__ = ["CONTENT_TYPE", "binary_event", "decode", "encode", "is_json", "key_of", "loads", "topic_for"]
+__all__ = ["CONTENT_TYPE", "binary_event", "decode", "encode", "is_json", "loads", "topic_for"]
 
 CONTENT_TYPE = "application/cloudevents+json"
 Headers = list[tuple[str, bytes | None]]
-
-# Events that must stay in order share a key, hence a partition.
-_KEY_FIELDS = {"party": "party_id", "sale": "order_id", "referral": "referral_id",
-               "service": "customer_id", "survey": "customer_id", "retention": "customer_id"}
-
 
 loads = load_json  # the event contract's exact JSON: non-integer numbers as `Decimal`, ValueError when invalid
 
@@ -42,11 +38,6 @@ def binary_event(attributes: Mapping[str, str], data: bytes | None, content_type
     return event
 
 
-def key_of(event: Event) -> str:
-    """The partitioning key: the id that orders this event with the ones it depends on."""
-    return getattr(event.data, _KEY_FIELDS[event.type.split(".", 1)[0]])
-
-
 def topic_for(event_type: str, settings: Settings) -> str:
     """The inbound topic of an event type, e.g. `convergence.events.sales` for `sale.closed`."""
     return settings.topic(inbound_topic(family_of(event_type)))
@@ -55,7 +46,7 @@ def topic_for(event_type: str, settings: Settings) -> str:
 def encode(event: Event) -> tuple[bytes, bytes, Headers]:
     """The Kafka message (key, value, headers) of an event in structured mode."""
     value = json.dumps(event.to_json_dict(), separators=(",", ":")).encode()
-    return key_of(event).encode(), value, [("content-type", CONTENT_TYPE.encode())]
+    return home_key(event).encode(), value, [("content-type", CONTENT_TYPE.encode())]
 
 
 def _header_fields(headers: Headers) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,51 +23,16 @@ from services.ledger.rows import dead_letter_of, ledger_row, refused
 from services.settings import Settings
 from services.store.dead_letters import DeadLetterStore, NewDeadLetter
 from services.store.ledger import LedgerRow, LedgerStore
+from services.store.reading import LEDGER_GROUP, fetch_end_offsets, wait_caught_up
 
-__all__ = ["GROUP", "LedgerService", "fetch_end_offsets", "wait_caught_up"]
+__all__ = ["LedgerService"]
 
-GROUP = "convergence-ledger"
 EPOCH_WAIT_S = 30.0
 RETRY_DELAYS_S = (0.2, 0.5, 1, 2, 5)
 STUCK_AFTER_S = 60.0
 log = logging.getLogger(__name__)
 
 Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-
-async def fetch_end_offsets(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> dict[TopicPartition, int]:
-    """The current end offset of every partition of `topics` (a started consumer asks the broker)."""
-    await consumer.topics()  # refreshes the metadata, so new topics and partitions are seen
-    partitions = [TopicPartition(topic, partition)
-                  for topic in topics for partition in consumer.partitions_for_topic(topic) or ()]
-    return await consumer.end_offsets(partitions) if partitions else {}
-
-
-async def caught_up(store: LedgerStore, epoch: str, end_offsets: dict[TopicPartition, int]) -> bool:
-    """Whether the ledger holds every message of log `epoch` before `end_offsets`."""
-    positions = await store.positions(GROUP, epoch)
-    return all(positions.get((tp.topic, tp.partition), 0) >= end for tp, end in end_offsets.items())
-
-
-async def wait_caught_up(consumer: AIOKafkaConsumer, identity: BrokerIdentity, store: LedgerStore,
-                         topics: Iterable[str], timeout_s: float, broker_timeout_s: float = 5.0,
-                         poll_s: float = 0.05) -> None:
-    """Wait until the ledger holds every message published to `topics` before this call; TimeoutError when it
-    does not in `timeout_s`, or the broker does not answer in `broker_timeout_s`."""
-    try:
-        async with asyncio.timeout(broker_timeout_s):
-            epoch = await identity.current()
-            end_offsets = await fetch_end_offsets(consumer, topics)
-    except TimeoutError:
-        raise TimeoutError(f"the broker did not answer within {broker_timeout_s:g} s") from None
-    if epoch is None:
-        raise TimeoutError("the broker has no identity yet: its topics are being created")
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not await caught_up(store, epoch, end_offsets):
-                await asyncio.sleep(poll_s)
-    except TimeoutError:
-        raise TimeoutError(f"the ledger had not read every message of the topics after {timeout_s:g} s") from None
 
 
 class _ResumeFromLedger(ConsumerRebalanceListener):
@@ -109,7 +73,7 @@ class LedgerService:
     async def start(self) -> None:
         """Join the consumer group and start appending in the background."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.resolved_kafka_bootstrap, group_id=GROUP,
+            bootstrap_servers=self._settings.resolved_kafka_bootstrap, group_id=LEDGER_GROUP,
             enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=self._settings.fetch_max_wait_ms)
         await consumer.start()
@@ -133,7 +97,7 @@ class LedgerService:
         if self._epoch is None or self._consumer is None:
             return "the ledger has not joined its consumer group yet"
         ends = await fetch_end_offsets(self._consumer, self._topics)
-        positions = await self._store.positions(GROUP, self._epoch)
+        positions = await self._store.positions(LEDGER_GROUP, self._epoch)
         behind = sum(max(0, end - positions.get((tp.topic, tp.partition), 0)) for tp, end in ends.items())
         LAG.set(behind)
         if behind and time.monotonic() - self._appended_at > STUCK_AFTER_S:
@@ -154,7 +118,7 @@ class LedgerService:
                 await asyncio.sleep(0.1)
         if epoch != was:
             log.info("ledger: reading broker log %s", epoch)
-        positions = await self._store.positions(GROUP, epoch)
+        positions = await self._store.positions(LEDGER_GROUP, epoch)
         for tp in assigned:  # no await from here on: the loop sees the seeks and the epoch together
             # 0 on a partition never read; the broker resets it to its earliest offset if need be.
             self._consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
@@ -208,7 +172,7 @@ class LedgerService:
             # letters first: a crash between the two reads them again, and stores them once
             DEAD_LETTERS.inc(await self._dead_letters.add(letters))
             positions = {(tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batches.items()}
-            appended = await self._store.append(rows, positions, consumer=GROUP, epoch=epoch)
+            appended = await self._store.append(rows, positions, consumer=LEDGER_GROUP, epoch=epoch)
         self._appended_at = time.monotonic()
         EVENTS.inc(appended)
         DUPLICATES.inc(len(rows) - appended)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from services.broker.binding import decode, key_of, loads, topic_for
+from services.broker.binding import decode, topic_for
 from services.settings import Settings
 from services.store.dead_letters import NewDeadLetter
-from services.store.ledger import LedgerRow, LedgerStore
+from services.store.ledger import LedgerRow
 from shared.events import Event, parse_event
+from shared.fold import home_key
 
-__all__ = ["dead_letter_of", "event_row", "ledger_events", "ledger_row", "refused"]
+__all__ = ["dead_letter_of", "event_row", "ledger_row", "refused"]
 
 Headers = list[tuple[str, bytes | None]]
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _structured_json(value: bytes | None, headers: Headers, raw: Any) -> str:
 def event_row(event: Event, body: str, settings: Settings, **where: Any) -> LedgerRow:
     """The row of a validated event whose structured-mode JSON is `body` (`where`: partition, offset, epoch)."""
     return LedgerRow(event.source, event.id, event.type, event.time, topic_for(event.type, settings),
-                     key_of(event), body, **where)
+                     home_key(event), body, **where)
 
 
 def ledger_row(record: ConsumerRecord[bytes, bytes], settings: Settings, epoch: str) -> LedgerRow:
@@ -92,19 +92,3 @@ def dead_letter_of(record: ConsumerRecord[bytes, bytes], epoch: str) -> NewDeadL
     value = _text(record.value) or ""
     return NewDeadLetter(_dedup_key(value, where, epoch), headers.get("error") or "dead-lettered", value, *where,
                          key=_text(record.key))
-
-
-async def ledger_events(ledger: LedgerStore, currency: str, *, after_seq: int = 0,
-                        up_to_seq: int | None = None) -> AsyncIterator[tuple[int, Event]]:
-    """(seq, event) of the ledger rows after `after_seq` (up to `up_to_seq`), in ledger order.
-
-    A row that is no longer a valid event (stored before a bound it breaks was enforced) is left out, as
-    the processor leaves it out when the row is published again.
-    """
-    async for stored in ledger.iter_events(up_to_seq=up_to_seq, after_seq=after_seq):
-        try:
-            event = parse_event(loads(stored.body), currency)
-        except ValueError as error:
-            log.warning("ledger row %d is not a valid event and is left out: %s", stored.seq, error)
-            continue
-        yield stored.seq, event

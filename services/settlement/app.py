@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.broker.identity import BrokerIdentity
 from services.broker.topics import SETTLEMENTS, inbound_topics
-from services.ledger.consumer import wait_caught_up
 from services.lifespans import standalone
 from services.settings import Settings
 from services.settlement.autoclose import closing_automatically
@@ -23,6 +22,7 @@ from services.settlement.closer import Closer
 from services.settlement.routes import router
 from services.store.database import reachable
 from services.store.ledger import LedgerStore
+from services.store.reading import wait_caught_up
 from services.store.settlements import SettlementStore
 from services.web import add_health_check, service_app
 from shared.plans import PlanSet

@@ -9,11 +9,11 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from services.ledger.rows import ledger_events
 from services.settings import Settings
 from services.settlement.lineage import events_behind
 from services.settlement.metrics import CLOSE_SECONDS
 from services.store.ledger import LedgerStore
+from services.store.reading import ledger_events
 from services.store.settlements import SettlementStore
 from shared.fold import Conflict, Fold
 from shared.periods import Period

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.ledger.rows import ledger_events
 from services.store.ledger import LedgerStore
+from services.store.reading import ledger_events
 from shared.fold import Fold
 from shared.lineage import fed_parties
 from shared.periods import DAY_US, Period, Window

@@ -24,8 +24,8 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy.engine import make_url
 
 from services.broker.topics import inbound_topics
-from services.ledger.consumer import fetch_end_offsets
 from services.settings import Settings
+from services.store.reading import fetch_end_offsets
 from tests.support.broker import broker_epoch
 from tests.support.databases import database_urls
 from tests.support.faults import (

@@ -13,9 +13,10 @@ from prometheus_client import REGISTRY
 from services.broker.binding import encode, topic_for
 from services.broker.embedded import embedded_broker, free_port
 from services.broker.topics import ensure_topics
-from services.ledger.consumer import GROUP, LedgerService
+from services.ledger.consumer import LedgerService
 from services.settings import Settings
 from services.store import DeadLetterStore, LedgerStore, create_engine, create_sessions, migrate
+from services.store.reading import LEDGER_GROUP
 from shared.events import parse_event
 from tests.support.broker import broker_epoch
 
@@ -97,7 +98,7 @@ async def test_valid_events_of_both_modes_are_stored_once_and_bad_ones_dead_lett
     assert duplicates() - duplicates_before == 1
     assert parse_event(events[("crm", "s-1")]).data.amount == Decimal("1234.10")
     assert parse_event(events[("hr", "p-1")]).time.isoformat() == "2026-03-14T10:22:00+00:00"
-    positions = await ledger.positions(GROUP, await broker_epoch(settings))
+    positions = await ledger.positions(LEDGER_GROUP, await broker_epoch(settings))
     assert sum(offset for (topic, _), offset in positions.items() if topic == parties) == 3
     assert sum(offset for (topic, _), offset in positions.items() if topic == sales) == 4
     letters = await DeadLetterStore(sessions).page(0, 10)
@@ -148,4 +149,4 @@ async def test_a_broker_that_lost_its_log_is_read_from_its_start_not_at_the_old_
 
     assert second_epoch not in (None, first_epoch)
     assert set(await stored(ledger)) == {("hr", f"p-{n}") for n in range(1, 5)}
-    assert await ledger.positions(GROUP, second_epoch) == {(settings.topic("events.parties"), 0): 1}
+    assert await ledger.positions(LEDGER_GROUP, second_epoch) == {(settings.topic("events.parties"), 0): 1}

@@ -10,6 +10,7 @@ import pytest
 from shared.fold import Conflict
 from shared.measures import COUNTS, RATIOS, SUMS
 from shared.snapshot import encode_fold
+from tests.support import folds
 from tests.support.events import (
     case,
     churned,
@@ -24,6 +25,12 @@ from tests.support.events import (
 from tests.support.folds import fold_of, measures, team_measures
 
 SPLIT = {"ae-1": "0.6", "ae-2": "0.4"}
+
+
+@pytest.fixture(autouse=True, params=[1, 3], ids=["whole", "3 partitions"])
+def partitions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every check on the whole fold, and on the fold kept in three partitions exchanging messages."""
+    monkeypatch.setattr(folds, "PARTITIONS", request.param)
 
 
 def pick(values: dict, *names: str) -> tuple:

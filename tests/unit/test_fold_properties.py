@@ -15,7 +15,7 @@ from shared.plans import PlanSet
 from shared.replay import Replay
 from shared.snapshot import decode_fold, encode_fold
 from tests.support.events import raw_event
-from tests.support.folds import fold_of, measures, team_measures
+from tests.support.folds import Partitions, fold_of, measures, team_measures
 
 SETTINGS = settings(max_examples=60, deadline=None)
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -142,3 +142,16 @@ def test_a_fold_restored_from_its_json_snapshot_carries_on_exactly(data: st.Data
         restored.apply(parse_event(raw))
     assert encode_fold(restored) == encode_fold(whole)
     assert snapshot(restored) == snapshot(whole)
+
+
+@SETTINGS
+@given(st.data())
+def test_partitions_exchanging_messages_in_any_order_give_the_same_measures(data: st.DataObject) -> None:
+    history = data.draw(histories())
+    partitions = Partitions(data.draw(st.integers(2, 5), label="partitions"),
+                            pick=lambda in_flight: data.draw(st.integers(0, in_flight - 1)))
+    for raw in data.draw(st.permutations(history)):
+        partitions.apply(parse_event(raw), deliver=False)
+        partitions.deliver(data.draw(st.integers(0, 3)))
+    partitions.deliver()
+    assert snapshot(partitions.merged()) == snapshot(folded(history))
