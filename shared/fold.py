@@ -231,6 +231,14 @@ class Fold:
         """Whether `key`'s records belong to this fold."""
         return self.partitions == 1 or partition_of(key, self.partitions) == self.partition
 
+    def _add_to(self, party: str, counterparty: str, day: Any, sums: tuple) -> None:
+        """`_add` where the party's records are: here at once (the hot path: no message is built), or by an
+        "add" message."""
+        if self.partitions == 1 or partition_of(party, self.partitions) == self.partition:
+            self._add(party, counterparty, day, sums)
+        else:
+            self.outbox.append(("add", party, counterparty, day, sums))
+
     def _send(self, message: tuple) -> None:
         if self.partitions == 1 or partition_of(message[1], self.partitions) == self.partition:
             self._receivers[message[0]](message)
@@ -333,14 +341,14 @@ class Fold:
         for party, share in credits:
             self._seen(party, PartyKind.WORKFORCE)
             if share == 1:
-                self._send(("add", party, customer, day, whole))
+                self._add_to(party, customer, day, whole)
             else:
                 credited = amount * share
-                self._send(("add", party, customer, day, (1, credited, 1, margin * share, credited if upsell else 0)))
+                self._add_to(party, customer, day, (1, credited, 1, margin * share, credited if upsell else 0))
         if partner:
             self._seen(partner, PartyKind.PARTNER)
-            self._send(("add", partner, customer, day, whole))
-        self._send(("add", customer, self.provider_id, day, whole))
+            self._add_to(partner, customer, day, whole)
+        self._add_to(customer, self.provider_id, day, whole)
         referral_id = data["referral_id"]
         if referral_id:
             self._send(("referred", referral_id, ts, customer, amount))
@@ -358,8 +366,8 @@ class Fold:
         customer.retention.insert(at, (slot, data["arr"]))
         day, parts = self._day(ts), _sums(slot, data["arr"])
         for owner in self.owners_at(customer_id, ts):
-            self._send(("add", owner, customer_id, day, parts))
-        self._send(("add", customer_id, self.provider_id, day, parts))
+            self._add_to(owner, customer_id, day, parts)
+        self._add_to(customer_id, self.provider_id, day, parts)
 
     def _renewed(self, event: Event) -> None:
         self._retention(event, RENEWED)
@@ -405,7 +413,7 @@ class Fold:
         data = vars(event.data)
         customer = data["customer_id"]
         self._seen(customer, PartyKind.CUSTOMER)
-        self._send(("add", data["resolver_id"], customer, self._day(event.ts), _CASE[data["first_contact"]]))
+        self._add_to(data["resolver_id"], customer, self._day(event.ts), _CASE[data["first_contact"]])
 
     def _survey(self, event: Event) -> None:
         ts, data = event.ts, vars(event.data)
@@ -419,7 +427,7 @@ class Fold:
             parts[NPS_N] = 1
             parts[PROMOTERS] = 1 if nps >= 9 else 0
             parts[DETRACTORS] = 1 if nps <= 6 else 0
-        self._send(("add", data["about_id"], customer, self._day(ts), tuple(parts)))
+        self._add_to(data["about_id"], customer, self._day(ts), tuple(parts))
 
     def _referral(self, event: Event) -> None:
         ts, data = event.ts, vars(event.data)
@@ -431,7 +439,7 @@ class Fold:
         self._touch("referral", referral_id)
         if referral_id in self.referred_sales:
             self._touch("referred", referral_id)
-        self._send(("add", referrer, prospect, self._day(ts), _REFERRAL_MADE))
+        self._add_to(referrer, prospect, self._day(ts), _REFERRAL_MADE)
         for sale_ts, customer, amount in self.referred_sales.pop(referral_id, ()):
             self._referred_sale(referral_id, referral, sale_ts, customer, amount)
 
@@ -508,9 +516,9 @@ class Fold:
             slot, arr = customer.retention[index]
             day = self._day(event_ts)
             for owner in losing:
-                self._send(("add", owner, customer_id, day, _sums(slot, -arr, events=-1)))
+                self._add_to(owner, customer_id, day, _sums(slot, -arr, events=-1))
             for owner in gaining:
-                self._send(("add", owner, customer_id, day, _sums(slot, arr)))
+                self._add_to(owner, customer_id, day, _sums(slot, arr))
 
     # ---- reading measures ------------------------------------------------------------------------
 

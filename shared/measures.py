@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal, get_args
 
-__all__ = ["COUNTS", "MEASURES", "RATIOS", "SLOTS", "SUMS", "Totals", "measure_values"]
+__all__ = ["COUNTS", "MEASURES", "RATIOS", "SLOTS", "SUMS", "CountName", "RatioName", "SumName", "Totals",
+           "measure_values"]
 
 # The additive parts kept per relationship and UTC day, in slot order: the parts most events touch come
 # first, so a day's tuple holds only the prefix its events reached.
@@ -14,10 +16,14 @@ SLOTS = ("events", "revenue", "deals", "margin", "upsell_revenue", "renewed_arr"
 (EVENTS, REVENUE, DEALS, MARGIN, UPSELL, RENEWED, CHURNED, CASES, FIRST_CONTACT, CSAT_N, CSAT_SUM, NPS_N,
  PROMOTERS, DETRACTORS, REFERRALS_MADE) = range(len(SLOTS))
 
-SUMS = ("revenue", "reversed", "net_revenue", "margin", "upsell_revenue", "renewed_arr", "churned_arr",
-        "referral_revenue")
-COUNTS = ("deals", "cases", "referrals_made", "referrals_converted")
-RATIOS = ("retention_rate", "fcr_rate", "nps", "csat")
+# The measure names as types (a plan names its measures, SPEC §4) and, in the same order, as tuples.
+SumName = Literal["revenue", "reversed", "net_revenue", "margin", "upsell_revenue", "renewed_arr", "churned_arr",
+                  "referral_revenue"]
+CountName = Literal["deals", "cases", "referrals_made", "referrals_converted"]
+RatioName = Literal["retention_rate", "fcr_rate", "nps", "csat"]
+SUMS: tuple[SumName, ...] = get_args(SumName)
+COUNTS: tuple[CountName, ...] = get_args(CountName)
+RATIOS: tuple[RatioName, ...] = get_args(RatioName)
 MEASURES = SUMS + COUNTS + RATIOS
 
 _HUNDRED = Decimal(100)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reprlib
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import overload
 
 __all__ = ["MAX_FRACTION_DIGITS", "MAX_INTEGER_DIGITS", "POINTS", "ZERO", "minor_unit", "parse_bounded",
            "parse_decimal", "render", "round_money"]
@@ -67,6 +68,10 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_EVEN)
 
 
+@overload
+def render(value: Decimal, places: int = 6) -> str: ...
+@overload
+def render(value: Decimal | None, places: int = 6) -> str | None: ...
 def render(value: Decimal | None, places: int = 6) -> str | None:
     """A measure as text: at most `places` decimals, integers without a fraction."""
     if value is None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
-__all__ = ["DAY_US", "PERIOD_OUT_OF_RANGE", "PERIOD_PATTERN", "WINDOWS", "Period", "Window", "day_of", "ts_of"]
+__all__ = ["DAY_US", "PERIOD_OUT_OF_RANGE", "PERIOD_PATTERN", "WINDOWS", "Period", "Window", "WindowName", "day_of",
+           "ts_of"]
 
 DAY_US = 86_400_000_000
-WINDOWS = ("period", "30d", "90d", "365d")
+WindowName = Literal["period", "30d", "90d", "365d"]
+WINDOWS: tuple[WindowName, ...] = get_args(WindowName)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$"
 """The text of a period (SPEC §6), as the HTTP API declares it."""

@@ -13,16 +13,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from shared.events import PartyKind
 from shared.fold import Party
-from shared.measures import COUNTS, MEASURES, SUMS
+from shared.measures import CountName, RatioName, SumName
 from shared.money import parse_decimal
-from shared.periods import WINDOWS
+from shared.periods import WindowName
 
 __all__ = ["Plan", "PlanError", "PlanSet", "Scorecard", "parse_plans"]
 
 Number = Annotated[Decimal, BeforeValidator(parse_decimal)]
-MeasureName = Literal[MEASURES]  # type: ignore[valid-type]
-AmountMeasure = Literal[SUMS + COUNTS]  # type: ignore[valid-type]
-WindowName = Literal[WINDOWS]  # type: ignore[valid-type]
+MeasureName = Literal[SumName, CountName, RatioName]
+AmountMeasure = Literal[SumName, CountName]
 
 
 class _Spec(BaseModel):
@@ -61,8 +60,8 @@ class TieredRate(_Component):
 
     @model_validator(mode="after")
     def _bands_ascend(self) -> TieredRate:
-        edges = [tier.upto for tier in self.tiers[:-1]]
-        if any(edge is None for edge in edges):
+        edges = [tier.upto for tier in self.tiers[:-1] if tier.upto is not None]
+        if len(edges) < len(self.tiers) - 1:
             raise ValueError("every tier but the last needs `upto`")
         if self.tiers[-1].upto is not None:
             raise ValueError("the last tier is open-ended: leave out its `upto`")

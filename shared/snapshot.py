@@ -6,6 +6,7 @@ unchanged; tuples come back as tuples where the fold relies on them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -30,8 +31,8 @@ def encode_party(party: Party) -> list:
 
 
 def decode_party(data: list) -> Party:
-    *attributes, registered = data
-    return Party(*attributes, None if registered is None else tuple(registered))
+    kind, role, manager_id, tier, name, registered = data
+    return Party(kind, role, manager_id, tier, name, None if registered is None else tuple(registered))
 
 
 def encode_relationship(parts: dict) -> dict:
@@ -66,7 +67,8 @@ def get_order(fold: Fold, order_id: str) -> list | None:
 
 
 def put_order(fold: Fold, order_id: str, data: list | None) -> None:
-    ts, customer, amount, credits, partner, reversals = data or (None,) * 6
+    fields: list[Any] = data or [None] * 6
+    ts, customer, amount, credits, partner, reversals = fields
     if ts is None:
         fold.orders.pop(order_id, None)
     else:
@@ -100,7 +102,8 @@ def _decode_referred(data: list) -> list:
 
 # record kind -> (the fold's dict of such records by id, encode, decode); orders (with their reversals)
 # and relationships (nested one level deeper) have functions of their own.
-_KINDS = {
+_Kind = tuple[Callable[[Fold], dict[str, Any]], Callable[[Any], Any], Callable[[Any], Any]]
+_KINDS: dict[str, _Kind] = {
     "party": (lambda fold: fold.parties, encode_party, decode_party),
     "customer": (lambda fold: fold.customers, encode_customer, decode_customer),
     "referral": (lambda fold: fold.referrals, list, tuple),
@@ -127,6 +130,7 @@ def put_record(fold: Fold, key: tuple[str, ...], data: Any) -> None:
     elif key[0] == "order":
         put_order(fold, key[1], data)
     else:
+        decode: Callable[[Any], Any]
         if key[0] == "relationship":
             records, decode, name = fold.relationships.setdefault(key[1], {}), decode_relationship, key[2]
         else:
@@ -140,7 +144,7 @@ def put_record(fold: Fold, key: tuple[str, ...], data: Any) -> None:
 
 def record_keys(fold: Fold) -> list[tuple[str, ...]]:
     """The key of every record in `fold`."""
-    keys = [(kind, name) for kind, (records, _, _) in _KINDS.items() for name in records(fold)]
+    keys: list[tuple[str, ...]] = [(kind, name) for kind, (records, _, _) in _KINDS.items() for name in records(fold)]
     keys += [("order", order_id) for order_id in {**fold.orders, **fold.reversals}]
     keys += [("relationship", party, cp) for party, mine in fold.relationships.items() for cp in mine]
     return keys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
@@ -12,7 +12,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 __all__ = ["Message", "send_batched"]
 
-Message = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value (None: tombstone), headers
+Message = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]  # key, value (None: tombstone), headers
 
 
 async def send_batched(producer: AIOKafkaProducer, topic: str, messages: Iterable[Message]) -> list[asyncio.Future]:

@@ -28,7 +28,7 @@ def _event(seq: int, source: str, kind: str, now: datetime, data: dict) -> dict:
 
 def roster(now: datetime) -> list[dict]:
     """The workforce and partners, registered once."""
-    people = [(m, "workforce", "manager", None) for m in MANAGERS]
+    people: list[tuple[str, str, str | None, str | None]] = [(m, "workforce", "manager", None) for m in MANAGERS]
     people += [(r, "workforce", "account_executive", MANAGERS[i % 2]) for i, r in enumerate(REPS)]
     people += [(a, "workforce", "service_agent", MANAGERS[0]) for a in AGENTS]
     people += [(p, "partner", None, None) for p in PARTNERS]

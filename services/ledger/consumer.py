@@ -144,7 +144,7 @@ class LedgerService:
                 # rebalance the group: drop what was fetched and read it again from the stored positions
                 if batches and (self._epoch is None or await self._identity.current() != self._epoch):
                     await self.resume(list(consumer.assignment()))
-                elif batches:
+                elif batches and self._epoch is not None:  # None: a rebalance began during that read, and seeks
                     await self._append(batches, self._epoch)
             except Exception as error:
                 if not failures:

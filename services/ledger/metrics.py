@@ -1,10 +1,20 @@
 """The ledger's Prometheus metrics, declared once."""
 
+from typing import TypedDict
+
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = ["BATCH_SECONDS", "DEAD_LETTERS", "DUPLICATES", "EVENTS", "LAG", "RELAYED", "RELAY_CURSOR"]
 
-_LEDGER = {"namespace": "convergence", "subsystem": "ledger"}
+
+class _Names(TypedDict):
+    """The keyword arguments every metric here shares (a plain dict would not type-check as `**` arguments)."""
+
+    namespace: str
+    subsystem: str
+
+
+_LEDGER: _Names = {"namespace": "convergence", "subsystem": "ledger"}
 
 EVENTS = Counter("events", "Events appended to the ledger.", **_LEDGER)
 DUPLICATES = Counter("duplicates", "Valid events already in the ledger, not appended again.", **_LEDGER)

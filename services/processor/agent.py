@@ -9,10 +9,9 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import Message as FaustMessage
-from faust.types import StreamT
+from faust.types import StreamT, TableT
 
 from services.broker.batches import Message, send_batched
 from services.broker.identity import BrokerIdentity
@@ -20,7 +19,7 @@ from services.broker.topics import inbound_topics
 from services.heap import HeapKeeper
 from services.processor.backfill import Backfill
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
-from services.processor.state import MARKER, Batch, Inbound, ProcessorState
+from services.processor.state import MARKER, Batch, Headers, Inbound, ProcessorState
 from services.processor.web import Status
 from services.settings import Settings
 
@@ -35,19 +34,19 @@ log = logging.getLogger(__name__)
 def inbound(message: FaustMessage) -> Inbound:
     """The parts of a Faust message the state needs."""
     headers = message.headers or []
-    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    pairs: Headers = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     return Inbound(message.topic, message.partition, message.offset, message.key, message.value, pairs,
                    message.timestamp)
 
 
-def dead_letter_headers(message: Inbound, reason: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(message: Inbound, reason: str) -> Headers:
     """The original headers plus `error` (the reason) and where the message was read."""
     return [*message.headers, ("error", reason.encode()), ("source_topic", message.topic.encode()),
             ("source_partition", str(message.partition).encode()),
             ("source_offset", str(message.offset).encode())]
 
 
-def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_letter: str, status: Status
+def fold_agent(settings: Settings, table: TableT, measures: str, dead_letter: str, status: Status
                ) -> Callable[[StreamT], Coroutine[Any, Any, None]]:
     """The agent function: fold each batch into the table, publish its measures and rejections, mark it complete.
 
@@ -114,7 +113,8 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
         `TAIL_CHECK_S`: a skipped record with no later one behind it is not seen by `Backfill.complete`.
         Also look at the broker's log: topics deleted and made again (`convergence rebuild`) can leave Faust's
         consumer without a batch to notice it by."""
-        topics, looked = set(inbound_topics(settings)), {}
+        topics = set(inbound_topics(settings))
+        looked: dict[tuple[str, int], int | None] = {}  # each partition's position at the last look
         while True:
             await asyncio.sleep(TAIL_CHECK_S)
             if epoch is not None:
@@ -144,7 +144,8 @@ def fold_agent(settings: Settings, table: faust.Table, measures: str, dead_lette
         watch = asyncio.create_task(watch_tails(producer, tails), name="processor-tail-watch")
         watch.add_done_callback(exit_on_failure)
         try:
-            async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):
+            # faust's StreamT declares take() but not take_events(), which the Stream an agent gets has
+            async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):  # type: ignore[attr-defined]
                 await fold_batch(producer, [inbound(event.message) for event in events], backfill)
         except Exception:  # Faust would keep the worker up with a dead agent: exit, to be restarted
             log.exception("the fold agent failed; exiting to be restarted")

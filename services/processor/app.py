@@ -43,11 +43,11 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.api_host, web_host=settings.api_host, autodiscover=False,
         table_standby_replicas=0, consumer_auto_offset_reset="earliest",
         broker_session_timeout=SESSION_TIMEOUT_S, broker_heartbeat_interval=HEARTBEAT_INTERVAL_S)
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
     # bytes keys and values: raw serializers; the partitioner places each key, whatever event wrote it.
     table = app.Table(STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions,
                       use_partitioner=True)
-    source = app.topic(*inbound_topics(settings), partitions=settings.partitions, **raw)
+    source = app.topic(*inbound_topics(settings), partitions=settings.partitions, key_serializer="raw",
+                       value_serializer="raw")
     status = Status()
     add_ops_pages(app, status)
     agent = fold_agent(settings, table, settings.topic(MEASURES), settings.topic(DEAD_LETTER), status)

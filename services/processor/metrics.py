@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = ["BATCH_SECONDS", "EVENTS", "LAG_SECONDS"]
 
-_PROCESSOR = {"namespace": "convergence", "subsystem": "processor"}
+
+class _Names(TypedDict):
+    """The keyword arguments every metric here shares (a plain dict would not type-check as `**` arguments)."""
+
+    namespace: str
+    subsystem: str
+
+
+_PROCESSOR: _Names = {"namespace": "convergence", "subsystem": "processor"}
 
 EVENTS = Counter("events", "Inbound messages by outcome (applied|duplicate|dead_letter|replayed).", ["outcome"],
                  **_PROCESSOR)

@@ -117,6 +117,13 @@ class ProcessorState:
         self._repairs: dict[tuple[str, ...], bytes] = {}
         self._stale: list[bytes] = []
 
+    @property
+    def _changed(self) -> set[tuple[str, ...]]:
+        """The keys of the records the fold changed since they were last written (its `changed`, tracked here)."""
+        changed = self.fold.changed
+        assert changed is not None, "the state's fold is made with track_changes"
+        return changed
+
     def restore(self) -> int:
         """Load the table (after Faust's recovery) as of its last complete batch; return how many entries
         of later, incomplete batches were rolled back."""
@@ -143,7 +150,7 @@ class ProcessorState:
                 self.seen.update((source, event_id) for source, event_id in entry["seen"])
             else:
                 self._stale.append(key)
-        self.fold.changed.clear()
+        self._changed.clear()
         return len(self._repairs) + len(self._stale)
 
     def process(self, messages: Sequence[Inbound]) -> Batch:
@@ -189,12 +196,12 @@ class ProcessorState:
 
     def _roll_back(self) -> None:
         """Put every record the unfinished batch changed back as the table has it."""
-        for record in self.fold.changed:
+        for record in self._changed:
             image = self._repairs.get(record)
             if image is None:
                 image = self._committed(encode_key(record))
             put_record(self.fold, record, json.loads(image))
-        self.fold.changed.clear()
+        self._changed.clear()
 
     def missing(self, messages: Sequence[Inbound], starts: Mapping[tuple[str, int], int]
                 ) -> dict[tuple[str, int], tuple[int, int]]:
@@ -225,13 +232,13 @@ class ProcessorState:
         for where, first in firsts.items():
             self._put(batch, encode_key((APPLIED, *where, first)),
                       _dump({"b": batch.number, "next": self.positions[where], "seen": added[where]}))
-        for record in self.fold.changed | self._repairs.keys():
+        for record in self._changed | self._repairs.keys():
             key, data = encode_key(record), _dump(get_record(self.fold, record))
             previous = self._repairs[record] if record in self._repairs else self._committed(key)
             self._put(batch, key, _record_entry(batch.number, data, previous))
             if record[0] in MEASURE_KINDS:
                 batch.measures.append((key, None if data == b"null" else data))
-        self.fold.changed.clear()
+        self._changed.clear()
         self._stale, self._repairs = [], {}
 
     def _put(self, batch: Batch, key: bytes, value: bytes | None) -> None:

@@ -36,6 +36,8 @@ class ProcessorApp(faust.App):
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
+    app: ProcessorApp  # only `ProcessorApp` uses this transport
+
     def _create_worker_consumer(self, transport: driver.Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # read by AIOKafkaConsumer.start()
@@ -48,6 +50,8 @@ class _Consumer(driver.Consumer):
 
 
 class _Producer(driver.Producer):
+    app: ProcessorApp  # only `ProcessorApp` uses this transport
+
     def _settings_extra(self) -> Mapping[str, Any]:
         if self.app.idempotent_producer:
             return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -26,7 +27,7 @@ def add_ops_pages(app: faust.App, status: Status) -> None:
     """Serve `/healthz` (503 until the state table is recovered) and `/metrics` (Prometheus text)."""
 
     @app.on_rebalance_complete.connect
-    async def recovered(sender, **_) -> None:
+    async def recovered(sender: Any, /, *_: Any, **__: Any) -> None:
         status.recovered = True
 
     @app.page("/healthz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
@@ -20,12 +21,13 @@ from shared.settlement import CloseRefused, Settlement
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["settlement"], responses=errors(400, 401, 403, 422, 503))
-_CSV = {200: {"description": "`party_id,kind,currency,total` rows, with a header row.",
-              "content": {"text/csv": {"schema": {"type": "string"}}},
-              "headers": {"X-Settlement-Status": {"description": "the settlement's status after this pull",
-                                                  "required": True, "schema": {"type": "string"}},
-                          "X-Export-Id": {"description": "the export, once there is one",
-                                          "schema": {"type": "string"}}}}}
+_CSV: dict[int | str, dict[str, Any]] = {  # the type of FastAPI's `responses=`, as `errors` gives it
+    200: {"description": "`party_id,kind,currency,total` rows, with a header row.",
+          "content": {"text/csv": {"schema": {"type": "string"}}},
+          "headers": {"X-Settlement-Status": {"description": "the settlement's status after this pull",
+                                              "required": True, "schema": {"type": "string"}},
+                      "X-Export-Id": {"description": "the export, once there is one",
+                                      "schema": {"type": "string"}}}}}
 
 
 def _period(text: str) -> Period:

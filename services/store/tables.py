@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Integer, Table, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Base", "ConsumerPosition", "DeadLetter", "LedgerEvent", "RelayCursor", "Settlement", "UtcDateTime"]
@@ -35,6 +35,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime}
+    # Every model here maps a plain `Table` (SQLAlchemy types `__table__` as any `FromClause`, e.g. a join).
+    __table__: ClassVar[Table]
 
 
 class LedgerEvent(Base):
