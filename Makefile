@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install compile run test lint unit bench-core bench-freshness clean
+.PHONY: install compile run test lint unit bench-core bench-freshness bench-processing bench-reads clean
 
 install: $(STAMP)
 
@@ -31,6 +31,7 @@ run: $(COMPILED)
 lint: install
 	$(BIN)/ruff check shared services tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy shared services
 
 test: lint $(COMPILED)
 	$(BIN)/pytest -q
@@ -43,6 +44,13 @@ bench-core: $(COMPILED)
 
 bench-freshness: $(COMPILED)
 	$(BIN)/python -m tests.benchmarks.bench_freshness
+
+bench-processing: $(COMPILED)
+	$(BIN)/python -m tests.benchmarks.bench_processing
+
+# Needs wrk (a Python client is slower than the API it would measure): apt-get install -y wrk
+bench-reads: $(COMPILED)
+	$(BIN)/python -m tests.benchmarks.bench_reads
 
 clean:
 	rm -rf $(VENV) build shared/*.so .convergence .pytest_cache .ruff_cache .hypothesis

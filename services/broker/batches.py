@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 __all__ = ["Message", "send_batched"]
@@ -16,12 +16,13 @@ Message = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]] 
 
 
 async def send_batched(producer: AIOKafkaProducer, topic: str, messages: Iterable[Message]) -> list[asyncio.Future]:
-    """Queue `messages` (partitioned like Kafka's default partitioner); return the delivery futures."""
+    """Queue `messages`; return the delivery futures. A key's partition is its CRC-32 (computed in C, unlike
+    aiokafka's murmur2): every reader of the topics written this way reads all of their partitions."""
     partitions = len(await producer.partitions_for(topic))
     builders: dict[int, BatchBuilder] = {}
     delivered: list[asyncio.Future] = []
     for key, value, headers in messages:
-        partition = random.randrange(partitions) if key is None else (murmur2(key) & 0x7FFFFFFF) % partitions
+        partition = random.randrange(partitions) if key is None else zlib.crc32(key) % partitions
         builder = builders.get(partition) or producer.create_batch()
         if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full: send it
             delivered.append(await producer.send_batch(builder, topic, partition=partition))

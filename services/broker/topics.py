@@ -11,12 +11,13 @@ from services.broker.identity import IDENTITY, IDENTITY_CONFIG, claim_epoch
 from services.settings import Settings
 from shared.events import DATA_MODELS, family_of
 
-__all__ = ["DEAD_LETTER", "MEASURES", "SETTLEMENTS", "delete_topics", "ensure_topics", "inbound_topic",
+__all__ = ["DEAD_LETTER", "MEASURES", "SETTLEMENTS", "STREAM", "delete_topics", "ensure_topics", "inbound_topic",
            "inbound_topics", "topic_names"]
 
 DEAD_LETTER = "events.dead-letter"
 MEASURES = "measures"
 SETTLEMENTS = "settlements"
+STREAM = "processor.stream"  # the processor's input: the ledger and what its partitions send each other
 _FAMILIES = tuple(dict.fromkeys(family_of(event_type) for event_type in DATA_MODELS))
 _CONFIGS = {MEASURES: {"cleanup.policy": "compact"}}
 
@@ -31,7 +32,7 @@ def inbound_topics(settings: Settings) -> list[str]:
     return [settings.topic(inbound_topic(family)) for family in _FAMILIES]
 
 
-_NAMES = (*(inbound_topic(family) for family in _FAMILIES), DEAD_LETTER, MEASURES, SETTLEMENTS)
+_NAMES = (*(inbound_topic(family) for family in _FAMILIES), DEAD_LETTER, MEASURES, SETTLEMENTS, STREAM)
 
 
 def topic_names(settings: Settings) -> list[str]:
@@ -46,7 +47,7 @@ def _wanted(settings: Settings) -> list[NewTopic]:
                                  topic_configs=_CONFIGS.get(name, {})) for name in _NAMES)]
 
 
-async def _create_missing(settings: Settings) -> list[str]:
+async def _create_missing(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.resolved_kafka_bootstrap,
                                 request_timeout_ms=settings.broker_timeout_ms)
     await admin.start()
@@ -54,38 +55,37 @@ async def _create_missing(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [topic for topic in _wanted(settings) if topic.name not in existing]
         if not missing:
-            return []
+            return
         response = await admin.create_topics(missing)
     finally:
         await admin.close()
     for name, code, message in response.topic_errors:
         if code and for_code(code) is not TopicAlreadyExistsError:  # another process may have won the race
             raise for_code(code)(f"cannot create topic {name}: {message}")
-    return [name for name, code, _ in response.topic_errors if not code]
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the topics missing on the configured broker and its identity; return the names it created."""
-    created = await _create_missing(settings)
+async def ensure_topics(settings: Settings) -> str:
+    """Create the topics missing on the configured broker and its identity; return its epoch."""
+    await _create_missing(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
                                 request_timeout_ms=settings.broker_timeout_ms)
     await producer.start()
     try:
-        await claim_epoch(settings, producer)
+        return await claim_epoch(settings, producer)
     finally:
         await producer.stop()
-    return created
 
 
-async def delete_topics(settings: Settings, *others: str) -> list[str]:
-    """Delete this deployment's topics (its identity with them) and `others` from the broker; return those it
-    deleted."""
+async def delete_topics(settings: Settings, *prefixes: str) -> list[str]:
+    """Delete this deployment's topics (its identity with them) and every topic whose name starts with one of
+    `prefixes` from the broker; return those it deleted."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.resolved_kafka_bootstrap,
                                 request_timeout_ms=settings.broker_timeout_ms)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        present = [name for name in (*topic_names(settings), *others) if name in existing]
+        present = [name for name in topic_names(settings) if name in existing]
+        present += sorted(name for name in existing - set(present) if prefixes and name.startswith(prefixes))
         if present:
             response = await admin.delete_topics(present)
             for name, code, *_ in response.topic_error_codes:

@@ -1,45 +1,67 @@
-"""The relay: ledger rows into the inbound topics of the broker log in use (a transactional outbox).
+"""The relay: the ledger into the processor's stream topic of the broker log in use (a transactional outbox).
 
-An event accepted over HTTP is in the ledger before it is answered 202; the relay publishes it. After a
-crash between the two, or onto a broker that lost its log (a new epoch, `services.broker.identity`), the
-relay publishes every row that log lacks, in ledger order, from the cursor it keeps per epoch: so a
-new broker is rebuilt from the ledger with nothing to configure. A row may be published twice (a crash
-after the send and before the cursor moved); every reader deduplicates by (source, id).
+Every event is in the ledger before anything acts on it: one accepted over HTTP before it is answered
+202, one a source system published to an inbound topic once the ledger service has appended it. The
+relay publishes the rows after its cursor, in ledger order, to the stream partition of each row's key
+(`shared.fold.home_key`), many rows per message: each round sends every partition one message per chunk
+saying which seqs it covers (`services.processor.partitions`), so a partition knows when it missed one.
+The cursor is kept per broker log (`services.broker.identity`): onto a broker that lost its log, the
+relay publishes the whole ledger again, so a new broker is rebuilt with nothing to configure. A round
+may be published twice (a crash after the send and before the cursor moved): partitions skip the seqs
+they have.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections import defaultdict
+from itertools import zip_longest
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.broker.batches import Message, send_batched
-from services.broker.binding import CONTENT_TYPE
 from services.broker.consuming import started
 from services.broker.identity import BrokerIdentity
-from services.broker.topics import ensure_topics
+from services.broker.topics import STREAM, ensure_topics
 from services.ledger.metrics import RELAY_CURSOR, RELAYED
 from services.settings import Settings
 from services.store.ledger import LedgerStore, StoredEvent
+from shared.fold import partition_of
 
 __all__ = ["Relay"]
 
 BATCH = 5000
+CHUNK = 500  # rows per message: well inside a broker's default 1 MB message size
 IDLE_WAIT_S = 1.0
 RETRY_DELAYS_S = (0.2, 0.5, 1, 2, 5)
-HEADERS = [("content-type", CONTENT_TYPE.encode())]
 log = logging.getLogger(__name__)
 
 
-def _messages(rows: list[StoredEvent]) -> dict[str, list[Message]]:
-    by_topic: defaultdict[str, list[Message]] = defaultdict(list)
+def relay_message(epoch: str, after: int, upto: int, events: list[tuple[int, str]]) -> bytes:
+    """The stream message of the ledger rows `(seq, CloudEvent JSON)` of one partition with `after < seq ≤ upto`,
+    for broker log `epoch`."""
+    rows = ",".join(f"[{seq},{body}]" for seq, body in events)
+    return f'{{"epoch":{json.dumps(epoch)},"ledger":[{after},{upto}],"events":[{rows}]}}'.encode()
+
+
+def stream_messages(epoch: str, rows: list[StoredEvent], after: int, upto: int, partitions: int
+                    ) -> dict[int, list[bytes]]:
+    """Partition -> its messages for the rows with `after < seq ≤ upto`: its rows in chunks, each chunk
+    covering the seqs from the end of the one before it; a partition without rows gets one empty message."""
+    mine: list[list[tuple[int, str]]] = [[] for _ in range(partitions)]
     for row in rows:
-        by_topic[row.topic].append((row.key.encode(), row.body.encode(), HEADERS))
-    return by_topic
+        mine[partition_of(row.key, partitions)].append((row.seq, row.body))
+    messages: dict[int, list[bytes]] = {}
+    for partition, events in enumerate(mine):
+        start = after
+        for first in range(0, max(len(events), 1), CHUNK):
+            chunk = events[first:first + CHUNK]
+            end = upto if first + CHUNK >= len(events) else chunk[-1][0]
+            messages.setdefault(partition, []).append(relay_message(epoch, start, end, chunk))
+            start = end
+    return messages
 
 
 class Relay:
@@ -65,12 +87,18 @@ class Relay:
             if epoch is None:
                 return 0
         cursor = await self._ledger.relay_cursor(epoch)
-        rows, upto = await self._ledger.unpublished(epoch, cursor, BATCH)
-        sent = [future for topic, messages in _messages(rows).items()
-                for future in await send_batched(producer, topic, messages)]
-        await asyncio.gather(*sent)
-        if upto > cursor:
-            await self._ledger.move_relay_cursor(epoch, upto)
+        rows, upto = await self._ledger.unpublished(cursor, BATCH)
+        if upto == cursor:
+            return 0
+        stream = self._settings.topic(STREAM)
+        partitions = len(await producer.partitions_for(stream))
+        # one message per partition at a time, so that each record batch holds one record: the embedded
+        # Tansu 0.6.0 returns nothing to a fetch positioned inside a partition's last record batch
+        messages = stream_messages(epoch, rows, cursor, upto, partitions)
+        for wave in zip_longest(*messages.values()):  # the n-th message of every partition together
+            await asyncio.gather(*[await producer.send(stream, message, partition=partition)
+                                   for partition, message in zip(messages, wave, strict=True) if message is not None])
+        await self._ledger.move_relay_cursor(epoch, upto)
         RELAYED.inc(len(rows))
         RELAY_CURSOR.set(upto)
         return len(rows)

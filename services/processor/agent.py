@@ -1,161 +1,195 @@
-"""The one agent: batches of inbound messages through `ProcessorState`, into the state table and out to Kafka."""
+"""The one agent: batches of stream messages, partition by partition, folded, checkpointed, then sent.
+
+Faust assigns the stream topic's partitions to the workers of the group. A worker loads a partition from
+its last checkpoint in the database (`services.store.processing`) when the partition's first message
+arrives, and first sends again what that checkpoint had to send (receivers skip what they have). Each
+batch of a partition is folded (`services.processor.partitions`), checkpointed (changed records, marks
+and the messages to send, in one transaction, and only if no other worker has written the partition
+since), and then sent; the next batch waits for those sends. So a worker killed at any point loses
+nothing: its partitions' next owner starts from their last checkpoint, and what was folded after it is
+read again from the stream (Faust commits offsets only of messages whose batch is done).
+
+Every message the agent sends to one partition of a topic goes alone (the sends of a batch are awaited
+before the next), so each record batch holds one record: the embedded Tansu 0.6.0 returns nothing to a
+fetch positioned inside a partition's last record batch, and reports its end offset short of it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaProducer
-from faust.types import Message as FaustMessage
-from faust.types import StreamT, TableT
+from faust.types import TP, EventT, StreamT
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.broker.batches import Message, send_batched
+from services.broker.batches import send_batched
 from services.broker.identity import BrokerIdentity
-from services.broker.topics import inbound_topics
 from services.heap import HeapKeeper
-from services.processor.backfill import Backfill
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
-from services.processor.state import MARKER, Batch, Headers, Inbound, ProcessorState
+from services.processor.partitions import Gap, Outgoing, Partition, Poisoned
 from services.processor.web import Status
 from services.settings import Settings
+from services.store.processing import ProcessorStore
 
-__all__ = ["MAX_BATCH", "dead_letter_headers", "fold_agent", "inbound"]
+__all__ = ["MAX_BATCH", "RESTART_EXIT_CODE", "fold_agent"]
 
-MAX_BATCH = 5000
-TAIL_CHECK_S = 5.0
+MAX_BATCH = 200  # stream messages; a relay message holds up to a few hundred events
+EPOCH_CHECK_S = 5.0
 RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: a supervisor restarts the worker
 log = logging.getLogger(__name__)
 
 
-def inbound(message: FaustMessage) -> Inbound:
-    """The parts of a Faust message the state needs."""
-    headers = message.headers or []
-    pairs: Headers = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-    return Inbound(message.topic, message.partition, message.offset, message.key, message.value, pairs,
-                   message.timestamp)
+def _exit(why: str) -> None:
+    log.error("%s; exiting to be restarted", why)
+    os._exit(RESTART_EXIT_CODE)
 
 
-def dead_letter_headers(message: Inbound, reason: str) -> Headers:
-    """The original headers plus `error` (the reason) and where the message was read."""
-    return [*message.headers, ("error", reason.encode()), ("source_topic", message.topic.encode()),
-            ("source_partition", str(message.partition).encode()),
-            ("source_offset", str(message.offset).encode())]
+async def send(producer: AIOKafkaProducer, outgoing: list[Outgoing]) -> None:
+    """Send and wait: messages to a given partition one by one, keyed ones batched per topic."""
+    futures = [await producer.send(o.topic, o.value.encode() if o.value is not None else None, partition=o.partition)
+               for o in outgoing if o.partition is not None]
+    by_topic: defaultdict[str, list] = defaultdict(list)
+    for o in outgoing:
+        if o.partition is None:
+            by_topic[o.topic].append((o.key.encode() if o.key is not None else None,
+                                      o.value.encode() if o.value is not None else None,
+                                      [(name, value.encode()) for name, value in o.headers]))
+    for topic, messages in by_topic.items():
+        futures += await send_batched(producer, topic, messages)
+    await asyncio.gather(*futures)
 
 
-def fold_agent(settings: Settings, table: TableT, measures: str, dead_letter: str, status: Status
-               ) -> Callable[[StreamT], Coroutine[Any, Any, None]]:
-    """The agent function: fold each batch into the table, publish its measures and rejections, mark it complete.
+def outbox_messages(body: str) -> list[Outgoing]:
+    """The messages of a checkpoint's outbox (`Folded.checkpoint`)."""
+    return [Outgoing(topic, partition, key, value, tuple(map(tuple, headers)))
+            for topic, partition, key, value, headers in json.loads(body)]
 
-    Faust recovers the table from its changelog at start; the agent writes that changelog itself, with
-    aiokafka's batch API (one request per partition per batch), around Faust's per-message machinery.
-    A batch that skips input offsets is completed by `Backfill` first; a partition that stops moving is
-    read from its position by the tail watch (a skipped last record leaves no later offset to notice it).
-    """
-    state = ProcessorState(settings, table.data)
-    keeper = HeapKeeper(every=1)
-    changelog = table.changelog_topic.get_topic_name()
 
-    def rejected(batch: Batch) -> list[Message]:
-        for rejection in batch.rejected:
-            message = rejection.message
-            log.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset,
-                     rejection.reason)
-        return [(r.message.key, r.message.value, dead_letter_headers(r.message, r.reason)) for r in batch.rejected]
-
-    async def write(producer: AIOKafkaProducer, batch: Batch) -> None:
-        sent = await send_batched(producer, changelog, [(key, value, []) for key, value in batch.changelog])
-        sent += await send_batched(producer, measures, [(key, value, []) for key, value in batch.measures])
-        sent += await send_batched(producer, dead_letter, rejected(batch))
-        await asyncio.gather(*sent)  # the marker must not become durable before the batch's writes
-        marker = state.marker(batch)
-        await asyncio.gather(*[await producer.send(changelog, marker, key=MARKER, partition=partition)
-                               for partition in sorted(await producer.partitions_for(changelog))])
-
-    lock = asyncio.Lock()  # one batch at a time: the stream's, or the tail watch's
+def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_sessionmaker[AsyncSession],
+               stream_topic: str, status: Status) -> Callable[[StreamT], Coroutine[Any, Any, None]]:
+    """The agent function over the stream topic of broker log `epoch`."""
+    store = ProcessorStore(sessions)
     identity = BrokerIdentity(settings)
-    epoch: str | None = None
+    keeper = HeapKeeper(every=1)
+    partitions: dict[int, Partition] = {}
+    poisoned: defaultdict[int, dict[int, str]] = defaultdict(dict)  # partition -> ledger seq -> why
+    seeking: dict[int, int] = {}  # partition -> the offset the consumer was sent back to
+    count = 0  # the stream topic's partitions
 
     async def same_log() -> None:
-        """Exit when the broker's log is not the one the state was recovered from (`services.broker.identity`):
+        """Exit when the broker's log is not the one the partitions were folded from (`services.broker.identity`):
         nothing of this state may be written into another log; restarted, the processor folds that log anew."""
         now = await identity.read()
         if now is None or now != epoch:  # None: its topics are being made anew
-            log.error("the broker's log changed under the processor (it lost its data or was replaced); "
-                      "exiting to be restarted on the new log")
-            os._exit(RESTART_EXIT_CODE)
+            _exit("the broker's log changed under the processor (it lost its data or was replaced)")
 
-    async def fold_batch(producer: AIOKafkaProducer, messages: list[Inbound], backfill: Backfill) -> None:
-        nonlocal epoch
-        async with lock:
-            if epoch is None:  # the first batch comes after Faust's table recovery
-                epoch = await identity.read()
-                rolled_back = state.restore()
-                log.info("state restored from broker log %s: %d events seen, %d entries of an incomplete batch "
-                         "rolled back", epoch, len(state.seen), rolled_back)
-            with BATCH_SECONDS.time():
-                batch = state.process(await backfill.complete(state, messages))
-                await same_log()
-                await write(producer, batch)
-            keeper.folded(len(messages))
-            EVENTS.labels("applied").inc(batch.applied)
-            EVENTS.labels("duplicate").inc(batch.duplicates)
-            EVENTS.labels("dead_letter").inc(len(batch.rejected))
-            EVENTS.labels("replayed").inc(batch.replayed)
-            if batch.newest_timestamp_s is not None:
-                LAG_SECONDS.set(max(0.0, time.time() - batch.newest_timestamp_s))
+    async def loaded(producer: AIOKafkaProducer, number: int) -> Partition:
+        state = await store.load(epoch, number)
+        for _, body in state.outbox:  # what its last checkpoint sent, maybe not all of it
+            await send(producer, outbox_messages(body))
+        log.info("partition %d loaded: checkpoint %d, %d records", number, state.version, len(state.records))
+        return Partition.loaded(settings, epoch, number, count, state)
 
-    async def watch_tails(producer: AIOKafkaProducer, backfill: Backfill) -> None:
-        """Fold what the broker holds after input partitions whose position has not moved for a whole
-        `TAIL_CHECK_S`: a skipped record with no later one behind it is not seen by `Backfill.complete`.
-        Also look at the broker's log: topics deleted and made again (`convergence rebuild`) can leave Faust's
-        consumer without a batch to notice it by."""
-        topics = set(inbound_topics(settings))
-        looked: dict[tuple[str, int], int | None] = {}  # each partition's position at the last look
+    async def fold_partition(producer: AIOKafkaProducer, number: int, messages: list[tuple[int, bytes]]
+                             ) -> list[Outgoing]:
+        """Fold one partition's messages (offset, value) and checkpoint them; what to send (nothing if the
+        partition moved). Only the messages from where its checkpoint reads on count: the consumer may start
+        elsewhere (offsets committed for a topic since made anew) or skip some, and is sent back there."""
         while True:
-            await asyncio.sleep(TAIL_CHECK_S)
-            if epoch is not None:
-                await same_log()
-            if not status.healthy:
+            partition = partitions.get(number) or await loaded(producer, number)
+            partitions[number] = partition
+            expected = partition.next_offset
+            if expected is None:
+                tp = TP(stream_topic, number)
+                expected = (await app.consumer.earliest_offsets(tp))[tp]
+            values = []
+            for offset, value in messages:
+                if offset > expected:  # a hole before it: read again from where the partition is
+                    if seeking.get(number) != expected:
+                        log.warning("partition %d: read from %d, not %d: reading again from %d", number, offset,
+                                    expected, expected)
+                        seeking[number] = expected
+                        await app.consumer.seek(TP(stream_topic, number), expected)
+                    break
+                if offset == expected:
+                    values.append(value)
+                    expected += 1
+            if not values:
+                return []
+            seeking.pop(number, None)
+            try:
+                folded = partition.fold_batch(values, expected, poisoned[number])
+            except Poisoned as error:  # the fold may hold part of it: fold the batch again without it
+                poisoned[number][error.seq] = error.reason
+                partitions.pop(number, None)
                 continue
-            assigned = {(tp.topic, tp.partition) for tp in table.app.consumer.assignment() if tp.topic in topics}
-            now = {where: state.positions.get(where) for where in assigned}
-            stuck = {where: position for where, position in now.items() if looked.get(where, -1) == position}
-            looked = now
-            found = await backfill.after(stuck)
-            if found:
-                log.info("%d messages after partitions that did not move: %s", len(found),
-                         ", ".join(sorted({f"{m.topic}[{m.partition}]" for m in found})))
-                await fold_batch(producer, found, backfill)
+            except Gap as error:
+                _exit(f"the stream lacks a message ({error})")
+            if not await store.checkpoint(epoch, number, partition.version, folded.checkpoint):
+                log.warning("partition %d was written by another worker: it moved", number)
+                partitions.pop(number, None)
+                return []
+            partition.version += 1
+            EVENTS.labels("applied").inc(folded.applied)
+            EVENTS.labels("dead_letter").inc(folded.dead_letters)
+            return folded.outgoing
+
+    async def fold_batch(producer: AIOKafkaProducer, events: list[EventT]) -> None:
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == stream_topic}
+        for number in list(partitions):
+            if number not in assigned:  # revoked: its next owner goes on from the database
+                del partitions[number]
+        by_partition: defaultdict[int, list[tuple[int, bytes]]] = defaultdict(list)
+        for event in events:
+            if event.message.value is not None:
+                by_partition[event.message.partition].append((event.message.offset, event.message.value))
+        with BATCH_SECONDS.time():
+            await same_log()
+            outgoing = [o for number, messages in sorted(by_partition.items())
+                        for o in await fold_partition(producer, number, messages)]
+            await send(producer, outgoing)
+        keeper.folded(len(events))
+        LAG_SECONDS.set(max(0.0, time.time() - max(event.message.timestamp for event in events)))
+
+    async def watch_log() -> None:
+        """Look at the broker's log now and then: topics deleted and made again (`convergence rebuild`) can
+        leave the consumer without a message to notice it by."""
+        while True:
+            await asyncio.sleep(EPOCH_CHECK_S)
+            await same_log()
 
     def exit_on_failure(task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("the tail watch failed; exiting to be restarted", exc_info=task.exception())
-            os._exit(RESTART_EXIT_CODE)
+            _exit(f"the log watch failed: {task.exception()!r}")
 
     async def fold(stream: StreamT) -> None:
+        nonlocal count
         producer = AIOKafkaProducer(bootstrap_servers=settings.resolved_kafka_bootstrap, acks="all",
                                     enable_idempotence=settings.idempotent_producer)
         await producer.start()
-        backfill, tails = Backfill(settings), Backfill(settings)
-        watch = asyncio.create_task(watch_tails(producer, tails), name="processor-tail-watch")
+        await same_log()
+        count = len(await producer.partitions_for(stream_topic))
+        await store.forget_other_logs(epoch)
+        watch = asyncio.create_task(watch_log(), name="processor-log-watch")
         watch.add_done_callback(exit_on_failure)
         try:
-            # faust's StreamT declares take() but not take_events(), which the Stream an agent gets has
-            async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):  # type: ignore[attr-defined]
-                await fold_batch(producer, [inbound(event.message) for event in events], backfill)
+            async for events in stream.take_events(MAX_BATCH, within=settings.measures_debounce_ms / 1000):  # type: ignore[attr-defined]  # faust's StreamT lacks take_events
+                await fold_batch(producer, events)
         except Exception:  # Faust would keep the worker up with a dead agent: exit, to be restarted
-            log.exception("the fold agent failed; exiting to be restarted")
-            os._exit(RESTART_EXIT_CODE)
+            log.exception("the fold agent failed")
+            _exit("the fold agent failed")
         finally:
             status.stopped = True
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
-            await backfill.stop()
-            await tails.stop()
             await identity.stop()
             await producer.stop()
 

@@ -18,10 +18,10 @@ class _Names(TypedDict):
 
 _PROCESSOR: _Names = {"namespace": "convergence", "subsystem": "processor"}
 
-EVENTS = Counter("events", "Inbound messages by outcome (applied|duplicate|dead_letter|replayed).", ["outcome"],
+EVENTS = Counter("events", "Ledger events folded, by outcome (applied|dead_letter).", ["outcome"],
                  **_PROCESSOR)
 BATCH_SECONDS = Histogram("batch_seconds", "Time to fold one batch and hand its writes to the producer.",
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                           **_PROCESSOR)
-LAG_SECONDS = Gauge("lag_seconds", "Seconds from the Kafka (ingest) timestamp of a batch's newest message "
+LAG_SECONDS = Gauge("lag_seconds", "Seconds from the Kafka timestamp of a batch's newest stream message "
                                    "to the end of that batch.", **_PROCESSOR)

@@ -13,7 +13,7 @@ __all__ = ["Status", "add_ops_pages"]
 
 @dataclass
 class Status:
-    """Faust has recovered the state table and assigned the partitions; the agent has not stopped."""
+    """Faust has assigned the partitions (a rebalance completed); the agent has not stopped."""
 
     recovered: bool = False
     stopped: bool = False
@@ -24,7 +24,7 @@ class Status:
 
 
 def add_ops_pages(app: faust.App, status: Status) -> None:
-    """Serve `/healthz` (503 until the state table is recovered) and `/metrics` (Prometheus text)."""
+    """Serve `/healthz` (503 until the first rebalance completes) and `/metrics` (Prometheus text)."""
 
     @app.on_rebalance_complete.connect
     async def recovered(sender: Any, /, *_: Any, **__: Any) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
+from services.query.read_model import ReadModel
 from shared.fold import Fold, Party
 from shared.measures import measure_values
 from shared.payouts import MeasureView
@@ -14,7 +16,7 @@ from shared.plans import PlanSet, Scorecard
 from shared.scorecards import Score, score
 from shared.settlement import Statement, payout_lines
 
-__all__ = ["as_of", "counterparties", "default_period", "ranking", "relationship_measures", "scorecard",
+__all__ = ["as_of", "counterparties", "default_period", "live_key", "ranking", "relationship_measures", "scorecard",
            "statement", "view_of"]
 
 
@@ -23,9 +25,15 @@ def as_of(period: Period, now: datetime) -> datetime:
     return min(now, period.end)
 
 
-def view_of(fold: Fold, period: Period, now: datetime) -> MeasureView:
-    """The measures of `period` as of now: the one view a request reads through."""
-    return MeasureView(fold, period, ts_of(as_of(period, now)))
+def live_key(view: MeasureView) -> tuple[Period, int]:
+    """What a party's results in `view` depend on besides its records: the period, and the UTC day its windows
+    end (windows are whole days, `shared.periods.Window`: the same all day long)."""
+    return view.period, view.window("period").end_day
+
+
+def view_of(model: ReadModel, period: Period, now: datetime) -> MeasureView:
+    """The measures of `period` as of now, from the replica's roll-ups: the one view a request reads through."""
+    return MeasureView(model, period, ts_of(as_of(period, now)))  # type: ignore[arg-type]  # reads like a fold
 
 
 def default_period(plans: PlanSet, party_id: str, party: Party | None, now: datetime) -> Period:
@@ -45,10 +53,11 @@ def scorecard(plans: PlanSet, party_id: str, party: Party, view: MeasureView) ->
     return score(cards[0], party_id, view) if cards else None
 
 
-def ranking(fold: Fold, card: Scorecard, view: MeasureView) -> list[tuple[str, Score]]:
-    """Every party the scorecard applies to with its score, best first, ties by party id."""
-    scores = [(party_id, score(card, party_id, view)) for party_id, party in fold.parties.items()
-              if card.applies_to.matches(party_id, party)]
+def ranking(model: ReadModel, card: Scorecard, view: MeasureView) -> list[tuple[str, Score]]:
+    """Every party the scorecard applies to with its score (memoized per party), best first, ties by party id."""
+    key = ("score", card.scorecard, *live_key(view))
+    scores = [(party_id, model.memo(party_id, key, partial(score, card, party_id, view)))
+              for party_id, party in model.fold.parties.items() if card.applies_to.matches(party_id, party)]
     return sorted(scores, key=lambda item: (-item[1].score, item[0]))
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = ["POSITION", "RECORDS", "REQUEST_SECONDS"]
 
-_QUERY = {"namespace": "convergence", "subsystem": "query"}
+class _Names(TypedDict):
+    """The keyword arguments every metric here shares (a plain dict would not type-check as `**` arguments)."""
+
+    namespace: str
+    subsystem: str
+
+
+_QUERY: _Names = {"namespace": "convergence", "subsystem": "query"}
 
 REQUEST_SECONDS = Histogram("request_seconds", "Time to answer a query request, by route template", ["route"],
                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

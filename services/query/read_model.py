@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -16,7 +19,10 @@ from services.query.metrics import POSITION, RECORDS
 from services.records import apply_message
 from services.settings import Settings
 from shared.fold import Fold
+from shared.measures import Totals
+from shared.periods import Window
 from shared.plans import PlanSet
+from shared.rollups import RollUps
 
 __all__ = ["ReadModel"]
 
@@ -24,19 +30,26 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 1000
 EPOCH_CHECK_S = 2.0
+MAX_RESULTS = 100_000  # memoized results kept at most; then they are all dropped and computed again
 
 Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+T = TypeVar("T")
 
 
 class ReadModel:
     """`fold` holds the parties and relationships last published to the measures topic; `plans` are in force.
+
+    Beside the fold it keeps each party's relationships merged (`rollups`): it reads like a fold to
+    `shared.payouts.MeasureView` (`totals`, `direct_reports`), a party's totals coming from its roll-up
+    instead of a sum over its relationships. It also counts, per party, the records applied that can change
+    what the party's live results read (`memo`).
 
     Batches are applied on the event loop between two awaits, so a request that reads the fold without
     awaiting sees one consistent state.
     """
 
     def __init__(self, settings: Settings, plans: PlanSet, *, max_records: int = 10_000) -> None:
-        self.fold = Fold(settings.provider_id)
+        self._reset(settings.provider_id)
         self.plans = plans
         self.ready = False
         self.positions: dict[int, int] = {}  # partition -> offset after the newest record applied
@@ -78,11 +91,69 @@ class ReadModel:
         """Ready (caught up with the topic's end as it was at start) and still reading."""
         return self.ready and self._task is not None and not self._task.done()
 
+    def _reset(self, provider_id: str) -> None:
+        """An empty replica."""
+        self.fold = Fold(provider_id)
+        self.rollups = RollUps(self.fold.relationships)
+        self._versions: dict[str, int] = {}  # party -> changes that can change its results
+        self._results: dict[tuple, tuple] = {}  # (party, key...) -> (plans, version, result)
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        """Put one measures-topic record into the replica, keeping the roll-ups and change counts in step.
+
+        A relationship's change counts for its party and for the party's manager (whose team measures
+        add the party's up); a registration's for the party and for its manager before and after."""
+        kind, party_id, *counterparty = json.loads(key)
+        fold = self.fold
+        if kind == "relationship":
+            old = fold.relationships.get(party_id, {}).get(counterparty[0])
+            apply_message(fold, key, value)
+            self.rollups.replace(party_id, old, fold.relationships[party_id].get(counterparty[0]))
+            self._changed(party_id)
+        elif kind == "party":
+            self._changed(party_id)
+            apply_message(fold, key, value)
+            self._changed(party_id)
+        else:
+            apply_message(fold, key, value)
+
+    def _changed(self, party_id: str) -> None:
+        versions = self._versions
+        versions[party_id] = versions.get(party_id, 0) + 1
+        party = self.fold.parties.get(party_id)
+        if party is not None and party.manager_id:
+            versions[party.manager_id] = versions.get(party.manager_id, 0) + 1
+
+    def memo(self, party_id: str, key: tuple, compute: Callable[[], T]) -> T:
+        """`compute()`, or what it gave for the same party and `key` when nothing it can read has changed since:
+        the party's relationships and registration, those of its direct reports, the plans in force.
+
+        `key` says what else the result depends on (what it is, the period, the day its windows end)."""
+        version = self._versions.get(party_id, 0)
+        entry = self._results.get((party_id, *key))
+        if entry is not None and entry[0] is self.plans and entry[1] == version:
+            return entry[2]
+        if len(self._results) >= MAX_RESULTS:
+            self._results.clear()
+        result = compute()
+        self._results[party_id, *key] = (self.plans, version, result)
+        return result
+
+    def totals(self, party_id: str, window: Window, counterparty_id: str | None = None) -> Totals:
+        """`Fold.totals` of the replica: a party's from its roll-up, one relationship's from the fold."""
+        if counterparty_id is None:
+            return self.rollups.totals(party_id, window)
+        return self.fold.totals(party_id, window, counterparty_id)
+
+    def direct_reports(self) -> dict[str, set[str]]:
+        """`Fold.direct_reports` of the replica."""
+        return self.fold.direct_reports()
+
     def _apply(self, batches: Batches) -> None:
         """Put fetched records into the replica, in offset order per partition."""
         for tp, records in batches.items():
             for record in records:
-                apply_message(self.fold, record.key, record.value)
+                self.apply(record.key, record.value)
             self.positions[tp.partition] = records[-1].offset + 1
             POSITION.labels(str(tp.partition)).set(records[-1].offset + 1)
             RECORDS.inc(len(records))
@@ -108,7 +179,8 @@ class ReadModel:
         if epoch is None or epoch == self._epoch:
             return None
         log.warning("the broker's log changed: the replica of the measures is read again")
-        self.fold, self.ready, self.positions, self._epoch = Fold(self._settings.provider_id), False, {}, epoch
+        self._reset(self._settings.provider_id)
+        self.ready, self.positions, self._epoch = False, {}, epoch
         return await _from_the_beginning(consumer)
 
 

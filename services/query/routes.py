@@ -1,7 +1,8 @@
 """The query API (SPEC §6): parties, live scorecards and earnings, relationships, leaderboards.
 
 Routes are `async def` on purpose: they run on the event loop, which is where the read model applies
-its batches, so a request never reads the fold while a batch is half applied.
+its batches, so a request never reads the fold while a batch is half applied. A scorecard is built once
+per party, period and day and then served from the read model's memo until a record it reads changes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from services.auth import require
 from services.query import live
-from services.query.deps import NowDep, PeriodDep, ReadModelDep, timed
+from services.query.deps import ReadingDep, TimedRoute
 from services.query.read_model import ReadModel
 from services.query.schemas import (
     Earnings,
@@ -26,14 +27,14 @@ from services.query.schemas import (
     RelationshipPage,
     ScorecardOut,
 )
-from services.web import ApiError, PartyPath, SettingsDep, errors
+from services.web import ApiError, PartyPath, errors
 from shared.fold import Party
 from shared.periods import WINDOWS, Period, ts_of
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(timed), Depends(require("scorecards:read"))],
-                   responses=errors(401, 403, 404, 422))
+router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(require("scorecards:read"))],
+                   responses=errors(401, 403, 404, 422), route_class=TimedRoute)
 
 WindowQuery = Annotated[Literal[WINDOWS], Query(description="`period` or a rolling `30d`, `90d`, `365d`")]  # type: ignore[valid-type]
 ScorecardPath = Annotated[str, Path(examples=["ae-scorecard"])]
@@ -69,45 +70,52 @@ def _after(cursor: str | None) -> str | None:
 
 
 @router.get("/parties/{party_id}")
-async def get_party(party_id: PartyPath, model: ReadModelDep) -> PartyOut:
+async def get_party(party_id: PartyPath, read: ReadingDep) -> PartyOut:
     """A party (kind, role, manager, tier, name), the plans that apply to it and its scorecards."""
+    model = read.model
     party = _party(model, party_id)
     cards = [card.scorecard for card in model.plans.scorecards_for(party_id, party)]
     return PartyOut.of(party_id, party, model.plans.plans_for(party_id, party), cards)
 
 
 @router.get("/parties/{party_id}/measures")
-async def get_party_measures(party_id: PartyPath, model: ReadModelDep, now: NowDep, period: PeriodDep,
-                             window: WindowQuery = "period",
+async def get_party_measures(party_id: PartyPath, read: ReadingDep, window: WindowQuery = "period",
                              scope: Annotated[Literal["self", "team"], Query(
                                  description="`team`: summed over the party's direct reports")] = "self",
                              ) -> PartyMeasures:
     """A party's measures over a window of a period: the roll-up of its relationships, or of its team's."""
-    period = period or live.default_period(model.plans, party_id, _measured_party(model, party_id), now)
-    values, events = live.view_of(model.fold, period, now).measures(party_id, window, scope)
+    model, now = read.model, read.now
+    period = read.period or live.default_period(model.plans, party_id, _measured_party(model, party_id), now)
+    values, events = live.view_of(model, period, now).measures(party_id, window, scope)
     return PartyMeasures.of(party_id, scope, str(period), window, live.as_of(period, now), values, events)
 
 
 @router.get("/scorecards/{party_id}")
-async def get_scorecard(party_id: PartyPath, model: ReadModelDep, settings: SettingsDep, now: NowDep,
-                        period: PeriodDep) -> ScorecardOut:
+async def get_scorecard(party_id: PartyPath, read: ReadingDep) -> ScorecardOut:
     """A party's live scorecard and earnings so far; the period defaults to the current one of its plans' kind."""
+    model, now = read.model, read.now
     party = _party(model, party_id)
-    period = period or live.default_period(model.plans, party_id, party, now)
-    view = live.view_of(model.fold, period, now)
-    earnings = Earnings.of(live.statement(model.plans, party_id, party, view), settings.currency)
-    return ScorecardOut.of(party_id, party.kind, str(period), live.as_of(period, now),
-                           live.scorecard(model.plans, party_id, party, view), earnings)
+    period = read.period or live.default_period(model.plans, party_id, party, now)
+    as_of, view = live.as_of(period, now), live.view_of(model, period, now)
+
+    def build() -> ScorecardOut:
+        earnings = Earnings.of(live.statement(model.plans, party_id, party, view), read.settings.currency)
+        return ScorecardOut.of(party_id, party.kind, str(period), as_of,
+                               live.scorecard(model.plans, party_id, party, view), earnings)
+
+    card = model.memo(party_id, ("scorecard", *live.live_key(view)), build)
+    return card if card.as_of == as_of else card.model_copy(update={"as_of": as_of})
 
 
 @router.get("/relationships/{party_id}/{counterparty_id}")
-async def get_relationship(party_id: PartyPath, counterparty_id: PartyPath, model: ReadModelDep, now: NowDep,
-                           period: PeriodDep, window: WindowQuery = "period") -> RelationshipOut:
+async def get_relationship(party_id: PartyPath, counterparty_id: PartyPath, read: ReadingDep,
+                           window: WindowQuery = "period") -> RelationshipOut:
     """The measures of one relationship over a window of a period (default: the current one)."""
+    model, now = read.model, read.now
     if counterparty_id not in model.fold.relationships.get(party_id, {}):
         raise ApiError(404, f"no relationship between {party_id!r} and {counterparty_id!r}")
-    period = period or live.default_period(model.plans, party_id, model.fold.parties.get(party_id), now)
-    view = live.view_of(model.fold, period, now)
+    period = read.period or live.default_period(model.plans, party_id, model.fold.parties.get(party_id), now)
+    view = live.view_of(model, period, now)
     values, events = live.relationship_measures(model.fold, party_id, counterparty_id, view, window)
     measured = RelationshipMeasures.of(counterparty_id, values, events)
     return RelationshipOut(party_id=party_id, period=str(period), window=window, as_of=live.as_of(period, now),
@@ -115,15 +123,15 @@ async def get_relationship(party_id: PartyPath, counterparty_id: PartyPath, mode
 
 
 @router.get("/relationships/{party_id}", responses=errors(400))
-async def list_relationships(party_id: PartyPath, model: ReadModelDep, now: NowDep, period: PeriodDep,
-                             window: WindowQuery = "period",
+async def list_relationships(party_id: PartyPath, read: ReadingDep, window: WindowQuery = "period",
                              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                              cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN,
                                                                  description="`next` of the previous page")] = None,
                              ) -> RelationshipPage:
     """A party's relationships with their measures, by counterparty id, one page at a time."""
-    period = period or live.default_period(model.plans, party_id, _measured_party(model, party_id), now)
-    view = live.view_of(model.fold, period, now)
+    model, now = read.model, read.now
+    period = read.period or live.default_period(model.plans, party_id, _measured_party(model, party_id), now)
+    view = live.view_of(model, period, now)
     page, more = live.counterparties(model.fold, party_id, _after(cursor), limit)
     relationships = [RelationshipMeasures.of(counterparty_id, *live.relationship_measures(
         model.fold, party_id, counterparty_id, view, window)) for counterparty_id in page]
@@ -132,12 +140,13 @@ async def list_relationships(party_id: PartyPath, model: ReadModelDep, now: NowD
 
 
 @router.get("/leaderboards/{scorecard}")
-async def get_leaderboard(scorecard: ScorecardPath, model: ReadModelDep, now: NowDep, period: PeriodDep,
+async def get_leaderboard(scorecard: ScorecardPath, read: ReadingDep,
                           limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> Leaderboard:
     """The parties a scorecard applies to, ranked by live score (ties by party id); default: this month."""
+    model, now = read.model, read.now
     card = model.plans.scorecard(scorecard)
     if card is None:
         raise ApiError(404, f"unknown scorecard {scorecard!r}")
-    period = period or Period.containing(ts_of(now), "month")
-    ranked = live.ranking(model.fold, card, live.view_of(model.fold, period, now))
+    period = read.period or Period.containing(ts_of(now), "month")
+    ranked = live.ranking(model, card, live.view_of(model, period, now))
     return Leaderboard.of(scorecard, str(period), live.as_of(period, now), ranked[:limit])

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, or_, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.store.database import Clock, insert_for, utc_now
@@ -132,14 +132,13 @@ class LedgerStore:
         async with self._sessions() as session:
             return (await session.scalar(select(CURSORS.c.seq).where(CURSORS.c.epoch == epoch))) or 0
 
-    async def unpublished(self, epoch: str, after_seq: int, limit: int) -> tuple[list[StoredEvent], int]:
-        """Rows after `after_seq` that broker log `epoch` may lack (all but those read from it), oldest first,
-        and the seq the cursor may move to once they are published."""
+    async def unpublished(self, after_seq: int, limit: int) -> tuple[list[StoredEvent], int]:
+        """Rows after `after_seq`, oldest first, at most `limit`; and the seq the relay's cursor may move to
+        once they are published (past every row committed so far when fewer than `limit` were left)."""
         async with self._sessions() as session:
             newest = (await session.scalar(select(func.max(EVENTS.c.seq)))) or 0
             query = (select(EVENTS.c.seq, EVENTS.c.body, EVENTS.c.topic, EVENTS.c.key)
-                     .where(EVENTS.c.seq > after_seq, EVENTS.c.seq <= newest,
-                            or_(EVENTS.c.epoch.is_(None), EVENTS.c.epoch != epoch))
+                     .where(EVENTS.c.seq > after_seq, EVENTS.c.seq <= newest)
                      .order_by(EVENTS.c.seq).limit(limit))
             rows = [StoredEvent(*row) for row in (await session.execute(query)).all()]
         return rows, rows[-1].seq if len(rows) == limit else max(newest, after_seq)

@@ -1,4 +1,5 @@
-"""The relational schema: the event ledger, consumer positions, the relay's cursors, dead letters and settlements."""
+"""The relational schema: the event ledger, consumer positions, the relay's cursors, dead letters, the
+processor's partitions and settlements."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any, ClassVar
 from sqlalchemy import BigInteger, DateTime, Integer, Table, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ConsumerPosition", "DeadLetter", "LedgerEvent", "RelayCursor", "Settlement", "UtcDateTime"]
+__all__ = ["Base", "ConsumerPosition", "DeadLetter", "LedgerEvent", "ProcessorOutbox", "ProcessorPartition",
+           "ProcessorRecord", "RelayCursor", "Settlement", "UtcDateTime"]
 
 SEQ = BigInteger().with_variant(Integer, "sqlite")  # only INTEGER PRIMARY KEY autoincrements in SQLite
 
@@ -100,6 +102,47 @@ class DeadLetter(Base):
     key: Mapped[str | None]
     value: Mapped[str] = mapped_column(Text)
     dead_lettered_at: Mapped[datetime]
+
+
+class ProcessorPartition(Base):
+    """One partition of the processor's state on one broker log: its checkpoint's version and sequence marks.
+
+    `version` grows by one per checkpoint; a worker whose checkpoint finds another version has lost the
+    partition to another worker. `next_offset`: where its stream partition is read on; `marks`: JSON
+    {sender: last sequence number applied}; `sent`: JSON {destination partition: last sequence number sent}
+    (`services.processor.partitions`).
+    """
+
+    __tablename__ = "processor_partitions"
+
+    epoch: Mapped[str] = mapped_column(primary_key=True)
+    partition: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+    marks: Mapped[str] = mapped_column(Text)
+    sent: Mapped[str] = mapped_column(Text)
+
+
+class ProcessorRecord(Base):
+    """One record of the fold (`shared.snapshot`) in the partition of the processor that owns its key."""
+
+    __tablename__ = "processor_records"
+
+    epoch: Mapped[str] = mapped_column(primary_key=True)
+    partition: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ProcessorOutbox(Base):
+    """What the checkpoint of `version` sends (its messages as JSON), kept until a later checkpoint knows it sent."""
+
+    __tablename__ = "processor_outbox"
+
+    epoch: Mapped[str] = mapped_column(primary_key=True)
+    partition: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
 
 
 class Settlement(Base):

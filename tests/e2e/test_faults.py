@@ -23,7 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.engine import make_url
 
-from services.broker.topics import inbound_topics
+from services.broker.topics import STREAM
 from services.settings import Settings
 from services.store.reading import fetch_end_offsets
 from tests.support.broker import broker_epoch
@@ -77,23 +77,24 @@ def ledger_keys(system: System) -> set[tuple[str, str]]:
         return set(db.execute("SELECT source, id FROM events").fetchall())
 
 
-async def inbound_keys(bootstrap: str, wanted: set[tuple[str, str]], timeout_s: float = 30) -> set[tuple[str, str]]:
-    """The (source, id) of the events on the broker's inbound topics, read until all of `wanted` are seen or
-    `timeout_s` passed (Tansu may report end offsets short of a partition's last records: no end to wait for)."""
+async def streamed_keys(bootstrap: str, wanted: set[tuple[str, str]], timeout_s: float = 30) -> set[tuple[str, str]]:
+    """The (source, id) of the events the relay published into the processor's stream, read until all of
+    `wanted` are seen or `timeout_s` passed (Tansu may report end offsets short of a partition's last records:
+    no end to wait for)."""
     settings = Settings(kafka_bootstrap=bootstrap, _env_file=None)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     keys: set[tuple[str, str]] = set()
     try:
-        partitions = list(await fetch_end_offsets(consumer, inbound_topics(settings)))
+        partitions = list(await fetch_end_offsets(consumer, [settings.topic(STREAM)]))
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 while not keys >= wanted:
                     for records in (await consumer.getmany(timeout_ms=500)).values():
-                        keys.update((event["source"], event["id"]) for event in
-                                    (json.loads(record.value) for record in records))
+                        keys.update((event["source"], event["id"]) for record in records
+                                    for _, event in json.loads(record.value).get("events", ()))
         return keys
     finally:
         await consumer.stop()
@@ -244,7 +245,7 @@ async def test_convergence_rebuild_republishes_the_ledger_and_live_state_comes_b
             # new topics (a new broker log), holding every event of the ledger once the command is done
             assert await broker_epoch(on_its_broker) not in (None, epoch_before)
             in_ledger = ledger_keys(system)
-            assert in_ledger and await inbound_keys(system.bootstrap, in_ledger) >= in_ledger
+            assert in_ledger and await streamed_keys(system.bootstrap, in_ledger) >= in_ledger
             unhealthy = client.wait_healthy(budget.deadline(reserve=CHECK_RESERVE_S))
             assert unhealthy is None, f"/healthz after convergence rebuild: {unhealthy}\n{system.log_tail()}"
             assert_live_measures_equal_the_replay(http, replay, month,

@@ -16,7 +16,7 @@ from tests.support.broker import broker_epoch
 pytestmark = pytest.mark.integration
 
 TOPICS = {"x.events.parties", "x.events.sales", "x.events.service", "x.events.referrals",
-          "x.events.retention", "x.events.dead-letter", "x.measures", "x.settlements"}
+          "x.events.retention", "x.events.dead-letter", "x.measures", "x.settlements", "x.processor.stream"}
 
 
 async def test_a_busy_port_is_refused_with_a_clear_error() -> None:
@@ -37,13 +37,14 @@ async def test_the_broker_is_gone_and_its_port_free_after_exit() -> None:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-async def test_ensure_topics_creates_every_topic_once(tansu_bootstrap: str) -> None:
+async def test_ensure_topics_creates_every_topic_once_and_answers_the_epoch(tansu_bootstrap: str) -> None:
     settings = Settings(kafka_bootstrap=tansu_bootstrap, topic_prefix="x.", partitions=3)
-    assert set(await ensure_topics(settings)) == {*TOPICS, "x.broker.identity"}
-    assert await ensure_topics(settings) == []
+    epoch = await ensure_topics(settings)
+    assert epoch == await broker_epoch(settings) == await ensure_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=tansu_bootstrap)
     await admin.start()
     try:
+        assert set(await admin.list_topics()) >= {*TOPICS, "x.broker.identity"}
         described = await admin.describe_topics(sorted(TOPICS))
     finally:
         await admin.close()
@@ -60,7 +61,7 @@ async def test_the_broker_gets_one_identity_whoever_creates_its_topics_and_a_new
     await ensure_topics(settings)
     assert first is not None and await broker_epoch(settings) == first
 
-    assert set(await delete_topics(settings)) == {*TOPICS, "x.broker.identity"}
+    assert set(await delete_topics(settings, "x.processor-")) == {*TOPICS, "x.broker.identity"}
     async with asyncio.timeout(10):
         while await broker_epoch(settings) is not None:
             await asyncio.sleep(0.1)

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.auth import create_token
-from services.broker.binding import decode
 from services.broker.embedded import embedded_broker, free_port
-from services.broker.topics import ensure_topics, inbound_topics
+from services.broker.topics import STREAM, ensure_topics
 from services.ingest.app import create_app
 from services.settings import Settings
 from services.store import LedgerStore, create_engine, create_sessions, migrate
+from shared.fold import partition_of
 
 pytestmark = pytest.mark.integration
 
@@ -62,23 +62,22 @@ async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def published(settings: Settings, count: int, *, distinct: bool = False) -> list[ConsumerRecord]:
-    """The first `count` messages (`distinct`: of distinct ids) on the inbound topics; the relay publishes
-    them soon after the 202."""
-    topics = inbound_topics(settings)
-    partitions = [TopicPartition(topic, p) for topic in topics for p in range(settings.partitions)]
+async def published(settings: Settings, count: int, *, distinct: bool = False) -> list[tuple[int, dict]]:
+    """The first `count` events (`distinct`: of distinct ids) the relay published into the processor's stream
+    (soon after the 202), each with its stream partition."""
+    partitions = [TopicPartition(settings.topic(STREAM), p) for p in range(settings.partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms)
     await consumer.start()
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        records: list[ConsumerRecord] = []
+        events: list[tuple[int, dict]] = []
         async with asyncio.timeout(10):
-            while len(set(ids(records)) if distinct else records) < count:
-                for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    records.extend(batch)
-        return records
+            while len(set(ids(events)) if distinct else events) < count:
+                for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+                    events += [(tp.partition, event) for r in batch for _, event in json.loads(r.value)["events"]]
+        return events
     finally:
         await consumer.stop()
 
@@ -92,20 +91,19 @@ async def in_ledger(settings: Settings) -> list[str]:
         await engine.dispose()
 
 
-def ids(records: list[ConsumerRecord]) -> list[str]:
-    return sorted(decode(r.value, r.headers)["id"] for r in records)
+def ids(events: list[tuple[int, dict]]) -> list[str]:
+    return sorted(event["id"] for _, event in events)
 
 
-async def test_a_structured_event_is_published_with_its_key_on_its_topic(
+async def test_a_structured_event_is_published_to_the_partition_of_its_key(
         http: httpx.AsyncClient, settings: Settings) -> None:
     response = await http.post("/v1/events", content=json.dumps(event("e-1")),
                                headers={"Content-Type": "application/cloudevents+json"})
     assert (response.status_code, response.json()) == (202, {"accepted": 1, "duplicates": 0})
     assert await in_ledger(settings) == ["e-1"]
-    [record] = await published(settings, 1)
-    assert (record.topic, record.key) == ("test.events.sales", b"o-1")
-    assert dict(record.headers)["content-type"] == b"application/cloudevents+json"
-    assert decode(record.value, record.headers)["data"]["amount"] == "250.00"
+    [(partition, published_event)] = await published(settings, 1)
+    assert partition == partition_of("o-1", settings.partitions)
+    assert published_event["data"]["amount"] == "250.00"
 
 
 @pytest.mark.parametrize(("content_type", "body"), [
@@ -153,24 +151,20 @@ async def test_one_invalid_event_rejects_the_whole_request(
     assert retried.json() == {"accepted": 1, "duplicates": 0}
 
 
-@pytest.mark.parametrize(("event_type", "data", "topic", "key"), [
-    ("party.registered", {"party_id": "ae-1", "kind": "workforce"}, "test.events.parties", b"ae-1"),
-    ("sale.reversed", {"order_id": "o-7"}, "test.events.sales", b"o-7"),
+@pytest.mark.parametrize(("event_type", "data", "key"), [
+    ("party.registered", {"party_id": "ae-1", "kind": "workforce"}, "ae-1"),
+    ("sale.reversed", {"order_id": "o-7"}, "o-7"),
     ("service.case_resolved", {"case_id": "k-1", "customer_id": "c-4", "resolver_id": "sa-1",
-                               "first_contact": False}, "test.events.service", b"c-4"),
-    ("survey.responded", {"survey_id": "s-1", "customer_id": "c-5", "about_id": "sa-1", "csat": 4},
-     "test.events.service", b"c-5"),
-    ("referral.made", {"referral_id": "r-1", "referrer_id": "p-1", "prospect_id": "c-2"},
-     "test.events.referrals", b"r-1"),
-    ("retention.churned", {"contract_id": "k-9", "customer_id": "c-6", "arr": 10}, "test.events.retention",
-     b"c-6"),
+                               "first_contact": False}, "c-4"),
+    ("survey.responded", {"survey_id": "s-1", "customer_id": "c-5", "about_id": "sa-1", "csat": 4}, "c-5"),
+    ("referral.made", {"referral_id": "r-1", "referrer_id": "p-1", "prospect_id": "c-2"}, "r-1"),
+    ("retention.churned", {"contract_id": "k-9", "customer_id": "c-6", "arr": 10}, "c-6"),
 ])
-async def test_each_family_lands_on_its_topic_keyed_for_ordering(
-        http: httpx.AsyncClient, settings: Settings, event_type: str, data: dict, topic: str,
-        key: bytes) -> None:
+async def test_each_event_goes_to_the_partition_of_its_home_key(
+        http: httpx.AsyncClient, settings: Settings, event_type: str, data: dict, key: str) -> None:
     assert (await http.post("/v1/events", json=event("e-1", event_type, data))).status_code == 202
-    [record] = await published(settings, 1)
-    assert (record.topic, record.key) == (topic, key)
+    [(partition, _)] = await published(settings, 1)
+    assert partition == partition_of(key, settings.partitions)
 
 
 async def test_without_a_valid_token_or_scope_nothing_is_accepted(

@@ -1,4 +1,5 @@
-"""The stream processor as a real subprocess against a real Tansu: measures, dead letters, a SIGKILL."""
+"""The stream processor as real subprocesses (1, 2, 3 workers of one group) against a real Tansu: measures, dead
+letters, a SIGKILL, a worker joining."""
 
 from __future__ import annotations
 
@@ -18,30 +19,27 @@ from typing import IO
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
-from services.broker.binding import encode
 from services.broker.embedded import free_port
 from services.broker.topics import DEAD_LETTER, MEASURES
-from services.processor.backfill import Backfill, record_inbound
-from services.processor.state import ProcessorState
+from services.ledger.relay import Relay
+from services.ledger.rows import event_row
 from services.records import apply_message
 from services.settings import Settings
-from shared.events import EventError, family_of, parse_event
+from services.store.database import opened_database
+from services.store.ledger import LedgerStore
+from shared.events import EventError, parse_event
 from shared.fold import Conflict, Fold
 from shared.money import render
 from shared.payouts import MeasureView
 from shared.periods import Period
-from tests.support.events import sale
 from tests.support.scenarios import load_scenario
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 120  # a fresh Faust worker needs a few seconds to join its group; a killed one's session lapses in 10
 PERIOD = Period.parse("2026-03")
-WRONG_TOPIC = {"specversion": "1.0", "id": "poison-1", "source": "test", "type": "party.registered",
-               "time": "2026-03-01T00:00:00Z", "data": {"party_id": "ghost", "kind": "workforce"}}
-GARBAGE = b"{not json"
 
 
 def scenario_events() -> list[dict]:
@@ -73,16 +71,16 @@ def measures_of(fold: Fold) -> dict[str, dict[str, Decimal | None]]:
     return {party: view.measures(party)[0] for party in fold.parties}
 
 
-async def publish(producer: AIOKafkaProducer, settings: Settings, raws: list[dict]) -> None:
-    """Valid events in the Kafka binding's structured mode; invalid ones as the JSON a source sent."""
+async def publish(settings: Settings, raws: list[dict]) -> None:
+    """Valid events into the ledger, and the ledger into the stream, as ingest and the relay do."""
+    rows = []
     for raw in raws:
-        try:
-            key, value, headers = encode(parse_event(raw))
-        except EventError:
-            key, value, headers = None, json.dumps(raw).encode(), []
-        topic = settings.topic(f"events.{family_of(raw['type'])}")
-        await producer.send(topic, value, key=key, headers=headers)
-    await producer.flush()
+        with contextlib.suppress(EventError):
+            rows.append(event_row(parse_event(raw), json.dumps(raw), settings))
+    async with opened_database(settings.resolved_database_url) as sessions:
+        ledger = LedgerStore(sessions)
+        await ledger.append(rows)
+        await Relay(settings, ledger).drain(timeout_s=30)
 
 
 class Processor:
@@ -93,6 +91,7 @@ class Processor:
         env = {**os.environ, "CONVERGENCE_KAFKA_BOOTSTRAP": settings.resolved_kafka_bootstrap,
                "CONVERGENCE_KAFKA_IDEMPOTENT_PRODUCER": "false", "CONVERGENCE_DATA_DIR": str(settings.data_dir),
                "CONVERGENCE_PARTITIONS": str(settings.partitions),
+               "CONVERGENCE_DATABASE_URL": settings.resolved_database_url,
                "CONVERGENCE_PROCESSOR_WEB_PORT": str(self.web_port)}
         self.process = subprocess.Popen([sys.executable, "-m", "services.processor"], env=env,
                                         stdout=log, stderr=subprocess.STDOUT)
@@ -164,23 +163,27 @@ def as_decimals(values: dict[str, str | None]) -> dict[str, Decimal | None]:
     return {name: None if value is None else Decimal(value) for name, value in values.items()}
 
 
-async def test_processor_publishes_the_reference_measures_and_dead_letters_poison(
-        settings: Settings, producer: AIOKafkaProducer, start_processor: Callable[[], Processor]) -> None:
+def caught_up_with(measures: Reader, expected: dict) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:  # polled: Tansu's end offsets cannot tell when a topic is read
+        await measures.poll()
+        return measures_of(measures.fold()) == expected
+    return check
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+async def test_workers_together_publish_the_reference_measures_and_dead_letter_conflicts(
+        settings: Settings, start_processor: Callable[[], Processor], workers: int) -> None:
     raws = scenario_events()
     reference, rejected = reference_fold(raws)
-    expected = measures_of(reference)
-    await publish(producer, settings, raws)
-    await producer.send_and_wait(settings.topic("events.sales"), GARBAGE)
-    key, value, headers = encode(parse_event(WRONG_TOPIC))
-    await producer.send_and_wait(settings.topic("events.sales"), value, key=key, headers=headers)
+    conflicts = rejected["conflict"]  # what the processor refuses: invalid events never reach the ledger
+    await publish(settings, raws)
     measures, dead = await reader(settings, MEASURES), await reader(settings, DEAD_LETTER)
     try:
-        processor = start_processor()
+        processors = [start_processor() for _ in range(workers)]
 
         async def done() -> bool:
-            await measures.poll()
             await dead.poll()
-            return measures_of(measures.fold()) == expected and len(dead.records) >= rejected.total() + 2
+            return await caught_up_with(measures, measures_of(reference))() and len(dead.records) >= conflicts
 
         await wait_for(done, "the reference measures and every dead letter")
     finally:
@@ -191,23 +194,23 @@ async def test_processor_publishes_the_reference_measures_and_dead_letters_poiso
     for party, values in load_scenario("small").expected["measures"]["parties"].items():
         assert as_decimals({name: render(mine[party][name]) for name in values}) == as_decimals(values), party
     reasons = [dict(record.headers)["error"].decode() for record in dead.records]
-    assert Counter(reason.split(":", 1)[0] for reason in reasons) == rejected + Counter(
-        {"invalid event": 1, "wrong topic": 1}), reasons  # the garbage and the party event on the sales topic
-    assert all(dict(record.headers)["source_topic"].startswith(b"convergence.events.") for record in dead.records)
-    metrics = httpx.get(f"http://127.0.0.1:{processor.web_port}/metrics").text
-    assert 'convergence_processor_events_total{outcome="dead_letter"} ' in metrics
-    assert httpx.get(f"http://127.0.0.1:{processor.web_port}/healthz").status_code == 200
+    assert Counter(reason.split(":", 1)[0] for reason in reasons) == {"conflict": conflicts}, reasons
+    metrics = [httpx.get(f"http://127.0.0.1:{p.web_port}/metrics").text for p in processors]
+    counted = 'convergence_processor_events_total{outcome="dead_letter"} ' + f"{conflicts:.1f}"
+    assert conflicts and any(counted in text for text in metrics)
+    assert all(httpx.get(f"http://127.0.0.1:{p.web_port}/healthz").status_code == 200 for p in processors)
 
 
-async def test_processor_killed_mid_stream_resumes_without_losing_or_double_counting(
-        settings: Settings, producer: AIOKafkaProducer, start_processor: Callable[[], Processor]) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_worker_killed_mid_stream_hands_over_without_losing_or_double_counting(
+        settings: Settings, start_processor: Callable[[], Processor], workers: int) -> None:
     raws = scenario_events()
     expected = measures_of(reference_fold(raws)[0])
     half = len(raws) // 2
     measures = await reader(settings, MEASURES)
     try:
-        await publish(producer, settings, raws[:half])
-        first = start_processor()
+        await publish(settings, raws[:half])
+        first, *_ = [start_processor() for _ in range(workers)]
 
         async def some_measures() -> bool:
             await measures.poll()
@@ -215,20 +218,32 @@ async def test_processor_killed_mid_stream_resumes_without_losing_or_double_coun
 
         await wait_for(some_measures, "the first measures")
         first.kill()  # SIGKILL: no flush, no commit, no leaving the group
-        await publish(producer, settings, raws[half:])
-        start_processor()
-
-        async def caught_up() -> bool:  # polled: Tansu's end offsets cannot tell when a topic is read
-            await measures.poll()
-            return measures_of(measures.fold()) == expected
-
-        await wait_for(caught_up, "the reference measures after the restart")
+        await publish(settings, raws[half:])
+        if workers == 1:
+            start_processor()
+        await wait_for(caught_up_with(measures, expected), "the reference measures after the kill")
     finally:
         await measures.consumer.stop()
 
 
-async def test_an_idle_processor_becomes_healthy_once_its_state_is_recovered(
-        start_processor: Callable[[], Processor]) -> None:
+async def test_a_worker_added_mid_stream_takes_partitions_and_changes_nothing(
+        settings: Settings, start_processor: Callable[[], Processor]) -> None:
+    raws = scenario_events()
+    expected = measures_of(reference_fold(raws)[0])
+    half = len(raws) // 2
+    measures = await reader(settings, MEASURES)
+    try:
+        await publish(settings, raws[:half])
+        start_processor()
+        await wait_for(caught_up_with(measures, measures_of(reference_fold(raws[:half])[0])), "half the story")
+        start_processor()
+        await publish(settings, raws[half:])
+        await wait_for(caught_up_with(measures, expected), "the whole story with two workers")
+    finally:
+        await measures.consumer.stop()
+
+
+async def test_an_idle_processor_becomes_healthy(start_processor: Callable[[], Processor]) -> None:
     processor = start_processor()
 
     async def healthy() -> bool:
@@ -239,35 +254,3 @@ async def test_an_idle_processor_becomes_healthy_once_its_state_is_recovered(
         return False
 
     await wait_for(healthy, "a 200 from /healthz with no event ever published")
-
-
-async def test_backfill_reads_back_the_offsets_a_batch_skips(
-        settings: Settings, producer: AIOKafkaProducer) -> None:
-    topic = settings.topic("events.sales")
-    for n in range(12):
-        key, value, headers = encode(sale(f"o-{n}", "2026-03-02", "10"))
-        await producer.send(topic, value, key=key, headers=headers, partition=0)
-    await producer.flush()
-    sales = await reader(settings, "events.sales")
-    try:
-        async def all_read() -> bool:
-            await sales.poll()
-            return len(sales.records) >= 12
-
-        await wait_for(all_read, "the 12 sales")
-    finally:
-        await sales.consumer.stop()
-    every = [record_inbound(record) for record in sales.records]
-    assert [message.offset for message in every] == list(range(12))
-    state, backfill = ProcessorState(settings, {}), Backfill(settings)
-    try:
-        # never read: from the partition's first offset; the batch lacks 0, 4 and 6-7, and arrives out of order
-        assert await backfill.complete(state, [every[n] for n in (5, 1, 2, 3, 8)]) == every[:9]
-        state.process(every[:9])
-        assert await backfill.complete(state, every[9:]) == every[9:]  # contiguous: as it came
-        assert await backfill.complete(state, [every[11]]) == every[9:]  # from the state's position
-        for position, rest in ((9, every[9:]), (None, every), (12, [])):  # one short read: maybe a prefix
-            found = await backfill.after({(topic, 0): position})
-            assert found == rest[:len(found)] and bool(found) == bool(rest), position
-    finally:
-        await backfill.stop()

@@ -14,15 +14,25 @@ from services.auth import create_token
 from services.query.deps import get_now
 from services.query.read_model import ReadModel
 from services.query.routes import router
-from services.records import MEASURE_KINDS, apply_message, record_message
+from services.records import MEASURE_KINDS, record_message
 from services.settings import Settings
 from services.web import add_health_check, install_error_handlers, ops_router
+from shared.events import Event
+from shared.fold import Fold
 from shared.snapshot import record_keys
 from tests.support.events import registered, reversal, sale, survey
 from tests.support.folds import fold_of
 from tests.support.plans import plan_set
 
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
+
+TEAM_OVERRIDE = """
+plan: team-override
+applies_to: {kind: workforce, role: manager}
+period: month
+components:
+  - {name: override, type: override, base: net_revenue, rate: 0.1}
+"""
 
 PLANS = plan_set("""
 plan: ae-test
@@ -46,7 +56,7 @@ applies_to: {kind: partner}
 period: quarter
 components:
   - {name: rebate, type: rate, base: revenue, rate: 0.01}
-""", """
+""", TEAM_OVERRIDE, """
 scorecard: ae-card
 applies_to: {kind: workforce, role: account_executive}
 metrics:
@@ -75,8 +85,19 @@ def replica(settings: Settings) -> ReadModel:
     model = ReadModel(settings, PLANS)
     for key in record_keys(source):
         if key[0] in MEASURE_KINDS:
-            apply_message(model.fold, *record_message(source, key))
+            model.apply(*record_message(source, key))
     return model
+
+
+def publish(source: Fold, model: ReadModel, *events: Event) -> None:
+    """Fold `events` into `source` and apply the party and relationship records they changed to `model`, as the
+    processor publishes them."""
+    source.changed = set()
+    for event in events:
+        source.apply(event)
+    for key in sorted(source.changed):
+        if key[0] in MEASURE_KINDS:
+            model.apply(*record_message(source, key))
 
 
 def query_app(settings: Settings, model: ReadModel) -> FastAPI:
@@ -135,6 +156,26 @@ async def test_scorecard_scores_and_pays_as_of_now_with_totals_per_currency(http
         "lines": [{"plan": "ae-test", "component": "commission", "currency": "USD", "amount": "110.00"},
                   {"plan": "ae-test", "component": "fee", "currency": "USD", "amount": "0.12"},  # 0.125 half-even
                   {"plan": "ae-points", "component": "points", "currency": "PTS", "amount": "375"}]}
+
+
+async def test_scorecards_follow_new_records_of_the_party_its_reports_and_the_plans(settings: Settings) -> None:
+    source, model = fold_of(EVENTS, Fold(track_changes=True)), replica(settings)
+    transport = httpx.ASGITransport(app=query_app(settings, model))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+
+        async def totals() -> list[dict]:
+            return [(await http.get(f"/v1/scorecards/{party}")).json()["earnings"]["totals"]
+                    for party in ("ae-1", "mgr-1")]
+
+        assert await totals() == [{"USD": "110.12", "PTS": "375"}, {"USD": "105.00"}]  # mgr-1: 10% of ae-1's 1050
+        publish(source, model, sale("o-9", "2026-03-15", "100.00"))
+        assert await totals() == [{"USD": "130.14", "PTS": "405"}, {"USD": "115.00"}]  # net 1150
+        publish(source, model, registered("ae-2", role="account_executive", manager_id="mgr-1", time="2025-02-01"))
+        assert (await totals())[1] == {"USD": "140.00"}  # ae-2's 250 joins the team
+        publish(source, model, registered("ae-1", role="account_executive", manager_id="mgr-2", time="2025-02-01"))
+        assert (await totals())[1] == {"USD": "25.00"}  # ae-1 leaves it
+        model.plans = plan_set(TEAM_OVERRIDE.replace("rate: 0.1", "rate: 0.2"))
+        assert (await totals())[1] == {"USD": "50.00"}
 
 
 async def test_scorecard_of_one_currency_names_its_total(http: httpx.AsyncClient) -> None:
