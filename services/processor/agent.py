@@ -23,6 +23,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
+from itertools import zip_longest
 from typing import Any
 
 import faust
@@ -41,7 +42,7 @@ from services.store.processing import ProcessorStore
 
 __all__ = ["MAX_BATCH", "RESTART_EXIT_CODE", "fold_agent"]
 
-MAX_BATCH = 200  # stream messages; a relay message holds up to a few hundred events
+MAX_BATCH = 20  # stream messages; a relay message holds up to 500 events
 EPOCH_CHECK_S = 5.0
 RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: a supervisor restarts the worker
 log = logging.getLogger(__name__)
@@ -53,17 +54,24 @@ def _exit(why: str) -> None:
 
 
 async def send(producer: AIOKafkaProducer, outgoing: list[Outgoing]) -> None:
-    """Send and wait: messages to a given partition one by one, keyed ones batched per topic."""
-    futures = [await producer.send(o.topic, o.value.encode() if o.value is not None else None, partition=o.partition)
-               for o in outgoing if o.partition is not None]
+    """Send and wait: keyed messages batched per topic; messages to a given partition one at a time (the n-th
+    of every partition together), each in a record batch of its own (see the module's docstring)."""
     by_topic: defaultdict[str, list] = defaultdict(list)
+    by_partition: defaultdict[tuple[str, int], list[bytes]] = defaultdict(list)
     for o in outgoing:
+        value = None if o.value is None else o.value.encode()
         if o.partition is None:
-            by_topic[o.topic].append((o.key.encode() if o.key is not None else None,
-                                      o.value.encode() if o.value is not None else None,
-                                      [(name, value.encode()) for name, value in o.headers]))
-    for topic, messages in by_topic.items():
-        futures += await send_batched(producer, topic, messages)
+            by_topic[o.topic].append((None if o.key is None else o.key.encode(), value,
+                                      [(name, text.encode()) for name, text in o.headers]))
+        elif value is not None:
+            by_partition[o.topic, o.partition].append(value)
+    futures = [future for topic, messages in by_topic.items()
+               for future in await send_batched(producer, topic, messages)]
+    for wave in zip_longest(*by_partition.values()):
+        futures += [await producer.send(topic, value, partition=partition)
+                    for (topic, partition), value in zip(by_partition, wave, strict=True) if value is not None]
+        await asyncio.gather(*futures)
+        futures = []
     await asyncio.gather(*futures)
 
 

@@ -39,6 +39,7 @@ from shared.snapshot import get_record, put_record
 __all__ = ["LEDGER", "Folded", "Gap", "Outgoing", "Partition", "Poisoned"]
 
 LEDGER = "ledger"  # the relay's name among a partition's senders
+MESSAGES_PER_SEND = 2000  # fold messages per stream message: a few hundred kB
 log = logging.getLogger(__name__)
 
 
@@ -206,15 +207,17 @@ class Partition:
         self.marks[sender] = seq
 
     def _sends(self) -> list[Outgoing]:
-        """The fold's messages for other partitions: one stream message per destination, numbered."""
+        """The fold's messages for other partitions: stream messages per destination, numbered, each small
+        enough for a broker's default 1 MB message size."""
         by_destination: dict[int, list[tuple]] = {}
         for message in self.fold.outbox:
             by_destination.setdefault(partition_of(message[1], self.count), []).append(message)
         self.fold.outbox.clear()
         outgoing = []
         for destination, messages in sorted(by_destination.items()):
-            seq = self.sent[str(destination)] = self.sent.get(str(destination), 0) + 1
-            value = json.dumps({"epoch": self.epoch, "from": self.number, "seq": seq, "messages": messages},
-                               default=str)
-            outgoing.append(Outgoing(self.settings.topic(STREAM), destination, None, value))
+            for first in range(0, len(messages), MESSAGES_PER_SEND):
+                seq = self.sent[str(destination)] = self.sent.get(str(destination), 0) + 1
+                value = json.dumps({"epoch": self.epoch, "from": self.number, "seq": seq,
+                                    "messages": messages[first:first + MESSAGES_PER_SEND]}, default=str)
+                outgoing.append(Outgoing(self.settings.topic(STREAM), destination, None, value))
         return outgoing
