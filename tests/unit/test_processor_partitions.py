@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from services.ledger.relay import stream_messages
-from services.processor.partitions import LEDGER, Gap, Partition, Poisoned
+from services.processor.partitions import LEDGER, MESSAGES_PER_SEND, Gap, Partition, Poisoned
 from services.settings import Settings
 from services.store.ledger import StoredEvent
 from services.store.processing import PartitionState
 from shared.events import Event
-from shared.fold import Fold, home_key
+from shared.fold import Fold, home_key, partition_of
 from tests.support.events import make_event
 from tests.support.folds import measures
 
@@ -96,3 +96,14 @@ def test_a_row_the_fold_fails_on_is_dead_lettered_and_keeps_no_part(monkeypatch:
     assert (folded.applied, folded.dead_letters) == (2, 1)
     assert "o-2" not in fresh.fold.orders
     assert measures(fresh.fold, "ae-1")["revenue"] == 101
+
+
+def test_what_a_batch_sends_one_partition_is_split_into_numbered_messages_of_bounded_size() -> None:
+    sender = Partition.loaded(SETTINGS, EPOCH, 0, 2, PartitionState())
+    remote = next(f"c-{n}" for n in range(100) if partition_of(f"c-{n}", 2) == 1)
+    sender.fold.outbox.extend(("seen", remote, "customer") for _ in range(MESSAGES_PER_SEND * 2 + 1))
+    sent = sender.fold_batch([], 0).outgoing
+    stream = [json.loads(o.value) for o in sent if o.partition == 1]
+    assert [m["seq"] for m in stream] == [1, 2, 3]
+    assert [len(m["messages"]) for m in stream] == [MESSAGES_PER_SEND, MESSAGES_PER_SEND, 1]
+    assert sender.sent == {"1": 3}
