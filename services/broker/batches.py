@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import zip_longest
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-__all__ = ["Message", "send_batched"]
+__all__ = ["Message", "send_batched", "send_one_at_a_time"]
 
 Message = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]  # key, value (None: tombstone), headers
 
@@ -32,3 +33,12 @@ async def send_batched(producer: AIOKafkaProducer, topic: str, messages: Iterabl
     for partition, builder in builders.items():
         delivered.append(await producer.send_batch(builder, topic, partition=partition))
     return delivered
+
+
+async def send_one_at_a_time(producer: AIOKafkaProducer, messages: Mapping[tuple[str, int], Sequence[bytes]]) -> None:
+    """Send each (topic, partition)'s messages in order and wait, one at a time per partition (the n-th of every
+    partition together), so that each record batch holds one record: the embedded Tansu 0.6.0 returns nothing
+    to a fetch positioned inside a partition's last record batch, and reports its end offset short of it."""
+    for wave in zip_longest(*messages.values()):
+        await asyncio.gather(*[await producer.send(topic, value, partition=partition)
+                               for (topic, partition), value in zip(messages, wave, strict=True) if value is not None])

@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from itertools import zip_longest
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from services.broker.batches import send_one_at_a_time
 from services.broker.consuming import started
 from services.broker.identity import BrokerIdentity
 from services.broker.topics import STREAM, ensure_topics
@@ -92,12 +92,8 @@ class Relay:
             return 0
         stream = self._settings.topic(STREAM)
         partitions = len(await producer.partitions_for(stream))
-        # one message per partition at a time, so that each record batch holds one record: the embedded
-        # Tansu 0.6.0 returns nothing to a fetch positioned inside a partition's last record batch
         messages = stream_messages(epoch, rows, cursor, upto, partitions)
-        for wave in zip_longest(*messages.values()):  # the n-th message of every partition together
-            await asyncio.gather(*[await producer.send(stream, message, partition=partition)
-                                   for partition, message in zip(messages, wave, strict=True) if message is not None])
+        await send_one_at_a_time(producer, {(stream, partition): chunks for partition, chunks in messages.items()})
         await self._ledger.move_relay_cursor(epoch, upto)
         RELAYED.inc(len(rows))
         RELAY_CURSOR.set(upto)

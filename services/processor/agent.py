@@ -9,9 +9,8 @@ since), and then sent; the next batch waits for those sends. So a worker killed 
 nothing: its partitions' next owner starts from their last checkpoint, and what was folded after it is
 read again from the stream (Faust commits offsets only of messages whose batch is done).
 
-Every message the agent sends to one partition of a topic goes alone (the sends of a batch are awaited
-before the next), so each record batch holds one record: the embedded Tansu 0.6.0 returns nothing to a
-fetch positioned inside a partition's last record batch, and reports its end offset short of it.
+Every message the agent sends to one partition of a topic goes alone, in a record batch of its own
+(`services.broker.batches.send_one_at_a_time` says which broker bug that is for).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
-from itertools import zip_longest
 from typing import Any
 
 import faust
@@ -31,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT, StreamT
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.broker.batches import send_batched
+from services.broker.batches import send_batched, send_one_at_a_time
 from services.broker.identity import BrokerIdentity
 from services.heap import HeapKeeper
 from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
@@ -54,8 +52,7 @@ def _exit(why: str) -> None:
 
 
 async def send(producer: AIOKafkaProducer, outgoing: list[Outgoing]) -> None:
-    """Send and wait: keyed messages batched per topic; messages to a given partition one at a time (the n-th
-    of every partition together), each in a record batch of its own (see the module's docstring)."""
+    """Send and wait: keyed messages batched per topic, messages to a given partition one at a time."""
     by_topic: defaultdict[str, list] = defaultdict(list)
     by_partition: defaultdict[tuple[str, int], list[bytes]] = defaultdict(list)
     for o in outgoing:
@@ -67,11 +64,7 @@ async def send(producer: AIOKafkaProducer, outgoing: list[Outgoing]) -> None:
             by_partition[o.topic, o.partition].append(value)
     futures = [future for topic, messages in by_topic.items()
                for future in await send_batched(producer, topic, messages)]
-    for wave in zip_longest(*by_partition.values()):
-        futures += [await producer.send(topic, value, partition=partition)
-                    for (topic, partition), value in zip(by_partition, wave, strict=True) if value is not None]
-        await asyncio.gather(*futures)
-        futures = []
+    await send_one_at_a_time(producer, by_partition)
     await asyncio.gather(*futures)
 
 
