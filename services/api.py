@@ -12,6 +12,8 @@ from services.ingest.app import ingest_lifespan
 from services.ingest.dead_letters import router as dead_letters_router
 from services.ingest.routes import router as ingest_router
 from services.ledger.app import ledger_lifespan
+from services.plan_routes import router as plans_router
+from services.plans import PlansInForce, serving_plans
 from services.query.app import query_lifespan
 from services.query.routes import router as query_router
 from services.settings import Settings
@@ -19,19 +21,22 @@ from services.settlement.app import settlement_lifespan
 from services.settlement.routes import router as settlement_router
 from services.store.database import opened_database
 from services.web import add_health_check, processor_check, service_app
-from shared.plans import PlanSet
 
 __all__ = ["create_api"]
 
 
-def create_api(settings: Settings, plans: PlanSet, dashboard_token: str | None = None) -> FastAPI:
-    """One app serving every route; `dashboard_token` (a `scorecards:read` token) also serves `/`."""
+def create_api(settings: Settings, plans: PlansInForce, dashboard_token: str | None = None) -> FastAPI:
+    """One app serving every route; `dashboard_token` (a `scorecards:read` token) also serves `/`.
+
+    The query and the settlement evaluate the same `plans`: one watcher reloads them for both, and each reload
+    is audited in the app's database."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             sessions = await stack.enter_async_context(opened_database(settings.resolved_database_url))
             ledger = await stack.enter_async_context(ledger_lifespan(app, sessions))
+            await stack.enter_async_context(serving_plans(app, plans, sessions))
             await stack.enter_async_context(ingest_lifespan(app, sessions))
             await stack.enter_async_context(query_lifespan(app, plans))
             await stack.enter_async_context(settlement_lifespan(
@@ -41,7 +46,7 @@ def create_api(settings: Settings, plans: PlanSet, dashboard_token: str | None =
             yield
 
     app = service_app("Convergence", settings, lifespan, ingest_router, dead_letters_router, query_router,
-                      settlement_router)
-    if dashboard_token and plans.scorecards:
-        app.include_router(dashboard_router(dashboard_token, plans.scorecards[0].scorecard))
+                      settlement_router, plans_router)
+    if dashboard_token and plans.current.scorecards:
+        app.include_router(dashboard_router(dashboard_token, plans.current.scorecards[0].scorecard))
     return app

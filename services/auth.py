@@ -16,14 +16,21 @@ from typing import Annotated, NamedTuple
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.settings import Settings
+from services.store.audit import AuditLog
+from services.store.database import opened_database
 from services.web import ApiError, SettingsDep
 
-__all__ = ["DEFAULT_TOKEN_NAME", "SCOPES", "Grant", "create_token", "ensure_default_tokens", "grant_of",
-           "granted_scopes", "require", "token_name"]
+__all__ = ["ANONYMOUS", "DEFAULT_TOKEN_NAME", "SCOPES", "ActorDep", "Grant", "actor", "create_audited_token",
+           "create_token", "grant_of", "granted_scopes", "new_token", "require", "require_token",
+           "store_token", "token_name"]
 
-SCOPES = ("events:write", "periods:close", "settlements:read", "settlements:approve", "scorecards:read")
+SCOPES = ("events:write", "periods:close", "settlements:read", "settlements:approve", "scorecards:read",
+          "audit:read", "plans:write")
 TOKEN_PREFIX = "cvg_"
 DEFAULT_TOKEN_NAME = "admin"
+ANONYMOUS = "anonymous"
+"""Who acts when tokens are not required (`auth` off): there is no name to record."""
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `convergence token create`")
 
@@ -59,8 +66,8 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(partial, path)  # readers never see a half-written file
 
 
-def create_token(path: Path, scopes: Iterable[str], name: str | None = None) -> str:
-    """Mint a token with `scopes`, store its hash and `name` in `path` and return the token (shown once).
+def new_token(scopes: Iterable[str], name: str | None = None) -> tuple[str, dict]:
+    """Mint a token with `scopes`: the token (shown once) and its entry for the tokens file, not stored yet.
 
     Without a name the token is called `token-<first 8 hex digits of its hash>`.
     """
@@ -72,16 +79,35 @@ def create_token(path: Path, scopes: Iterable[str], name: str | None = None) -> 
         raise ValueError("a token name must not be blank")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     digest = _digest(token)
-    entry = {"sha256": digest, "name": name or _auto_name(digest), "scopes": wanted,
-             "created_at": datetime.now(UTC).isoformat()}
+    return token, {"sha256": digest, "name": name or _auto_name(digest), "scopes": wanted,
+                   "created_at": datetime.now(UTC).isoformat()}
+
+
+def store_token(path: Path, entry: dict) -> None:
+    """Add a token's entry (from `new_token`) to the tokens file at `path`."""
     _private_dir(path.parent)
     _write_private(path, json.dumps({"tokens": [*_read(path), entry]}, indent=2))
+
+
+def create_token(path: Path, scopes: Iterable[str], name: str | None = None) -> str:
+    """Mint a token with `scopes`, store its hash and `name` in `path` and return the token (shown once)."""
+    token, entry = new_token(scopes, name)
+    store_token(path, entry)
     return token
 
 
-def ensure_default_tokens(path: Path) -> str | None:
-    """Create a token named `admin` with every scope when `path` does not exist yet; return it, else None."""
-    return None if path.exists() else create_token(path, SCOPES, name=DEFAULT_TOKEN_NAME)
+async def create_audited_token(settings: Settings, scopes: Iterable[str], name: str | None, actor: str
+                               ) -> tuple[str, dict]:
+    """`new_token` stored in the configured tokens file (the token and its entry are returned), its creation
+    first appended to the audit log of the configured database (`token.create` by `actor`, with the token's
+    name and scopes, never its hash), where `GET /v1/audit` reads every other entry: a token whose creation
+    cannot be recorded is not stored."""
+    token, entry = new_token(scopes, name)
+    async with opened_database(settings.resolved_database_url) as sessions:
+        await AuditLog(sessions).append(actor=actor, action="token.create",
+                                        detail={"name": entry["name"], "scopes": entry["scopes"]})
+    store_token(settings.resolved_tokens_file, entry)
+    return token, entry
 
 
 class Grant(NamedTuple):
@@ -131,20 +157,40 @@ def token_name(path: Path, token: str) -> str | None:
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+def _caller(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> Grant | None:
+    """The grant of the request's token, None when tokens are not required; 401 without a valid one."""
+    if not settings.auth:
+        return None
+    if credentials is None:
+        raise ApiError(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    grant = grant_of(settings.resolved_tokens_file, credentials.credentials)
+    if grant is None:
+        raise ApiError(401, "the bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
+    return grant
+
+
 def require(scope: str) -> Callable[..., Awaitable[None]]:
     """A FastAPI dependency refusing requests without a valid token (401) or without `scope` (403)."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
     async def check(settings: SettingsDep, credentials: Credentials) -> None:
-        if not settings.auth:
-            return
-        if credentials is None:
-            raise ApiError(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        scopes = granted_scopes(settings.resolved_tokens_file, credentials.credentials)
-        if scopes is None:
-            raise ApiError(401, "the bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
-        if scope not in scopes:
+        grant = _caller(settings, credentials)
+        if grant is not None and scope not in grant.scopes:
             raise ApiError(403, f"the token lacks the scope {scope!r}")
 
     return check
+
+
+async def require_token(settings: SettingsDep, credentials: Credentials) -> None:
+    """A FastAPI dependency refusing requests without a valid token (401), whatever its scopes."""
+    _caller(settings, credentials)
+
+
+async def actor(settings: SettingsDep, credentials: Credentials) -> str:
+    """The caller's token name, by which what a request changes is recorded (`ANONYMOUS` with `auth` off)."""
+    grant = _caller(settings, credentials)
+    return ANONYMOUS if grant is None else grant.name
+
+
+ActorDep = Annotated[str, Depends(actor)]

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from services.auth import SCOPES, create_token
+from services.auth import SCOPES, create_audited_token
 from services.heap import HeapKeeper
 from services.plan_files import load_plans
 from services.settings import Settings
 from shared.periods import ts_of
 from shared.plans import PlanError
 from shared.replay import Replay
+
+if TYPE_CHECKING:  # imported where used: the web stack is not loaded for commands that do not serve
+    from services.plans import PlansInForce
 
 app = typer.Typer(help="Convergence: live scorecards and incentive settlement from one event stream.",
                   no_args_is_help=True, add_completion=False)
@@ -29,21 +33,32 @@ err = Console(stderr=True)
 
 PlansDir = Annotated[Path, typer.Option("--plans", help="Directory of plan and scorecard YAML files.",
                                         exists=True, file_okay=False)]
+T = TypeVar("T")
 
 
-def _plans_or_exit(directory: Path):
+def _plans_or_exit(load: Callable[[Path], T], directory: Path) -> T:
+    """`load(directory)`, or exit 1 with every problem of the plans there."""
     try:
-        return load_plans(directory)
+        return load(directory)
     except PlanError as error:
         for problem in error.problems:
             err.print(f"[red]error[/red] {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
+def _plans_in_force(settings: Settings) -> PlansInForce:
+    """The plans of CONVERGENCE_PLANS_DIR, to be watched by the services that evaluate them (or exit 1)."""
+    from services.plans import PlansInForce
+
+    return _plans_or_exit(PlansInForce.load, settings.plans_dir)
+
+
 @plans_app.command("check")
-def plans_check(directory: Annotated[Path, typer.Argument(exists=True, file_okay=False)]) -> None:
+def plans_check(directory: Annotated[Path | None, typer.Argument(
+        exists=True, file_okay=False, help="Default: CONVERGENCE_PLANS_DIR (unset: the example plans).")] = None,
+) -> None:
     """Validate plans and scorecards; exit non-zero with every problem found."""
-    plans = _plans_or_exit(directory)
+    plans = _plans_or_exit(load_plans, directory or Settings().plans_dir)
     for plan in plans.plans:
         typer.echo(f"ok  plan {plan.plan} ({plan.period}, {plan.currency}, "
                    f"{len(plan.components)} components) {plan.hash}")
@@ -60,7 +75,7 @@ def replay(
     provider_id: str = "provider",
 ) -> None:
     """Replay events and closes through the fold and settlement: what these plans would have paid."""
-    plan_set = _plans_or_exit(plans)
+    plan_set = _plans_or_exit(load_plans, plans)
     lines = steps.read_text().splitlines()
     parsed = (json.loads(line, parse_float=Decimal) if line.strip() else None for line in lines)
     run = Replay(plan_set, currency, provider_id)
@@ -94,22 +109,42 @@ def up(demo: Annotated[bool, typer.Option(help="Also run simulated source system
     """Everything on one machine: broker, database, ingest, processor, ledger, query and settlement."""
     from services.up import up as run_up
 
-    run_up(Settings(), demo)
+    settings = Settings()
+    run_up(settings, _plans_in_force(settings), demo)
 
 
 @token_app.command("create")
 def token_create(scopes: Annotated[str, typer.Option(help=f"Comma-separated, from: {', '.join(SCOPES)}")],
                  name: Annotated[str | None, typer.Option(help="Who acts with it (default: token-<hash>).")] = None
                  ) -> None:
-    """Print a new token once (last line); only its hash and name are stored in CONVERGENCE_TOKENS_FILE."""
+    """Print a new token once (last line); only its hash and name are stored in CONVERGENCE_TOKENS_FILE.
+
+    The creation is first recorded in the audit log, in the database of CONVERGENCE_DATABASE_URL, where
+    `GET /v1/audit` reads every other entry (one log, not a second one beside the tokens file to merge): a
+    token whose creation cannot be recorded there is not stored (exit 1).
+    """
+    import asyncio
+    import getpass
+
+    from sqlalchemy.exc import SQLAlchemyError
+
     settings = Settings()
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
     try:
-        token = create_token(settings.resolved_tokens_file, [s.strip() for s in scopes.split(",") if s.strip()],
-                             name=name)
+        user = f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name and no passwd entry (a bare container)
+        user = "cli"
+    try:
+        token, entry = asyncio.run(create_audited_token(settings, wanted, name, actor=user))
     except ValueError as error:
         err.print(f"[red]error[/red] {error}", highlight=False)
         raise typer.Exit(2) from None
-    typer.echo(f"stored the hash of a new token with scopes {scopes} in {settings.resolved_tokens_file}")
+    except (OSError, SQLAlchemyError) as error:
+        err.print(f"[red]error[/red] no token created: its creation could not be recorded in the audit log "
+                  f"({type(error).__name__}: {error})", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"stored the hash of a new token named {entry['name']} with scopes {','.join(entry['scopes'])} "
+               f"in {settings.resolved_tokens_file}")
     typer.echo(token)
 
 
@@ -156,7 +191,7 @@ def query() -> None:
     """Run the query service alone (parties, scorecards, relationships, leaderboards)."""
     from services.query.app import create_app
 
-    _serve_app(lambda settings: create_app(settings, load_plans(settings.plans_dir)))
+    _serve_app(lambda settings: create_app(settings, _plans_in_force(settings)))
 
 
 @app.command()
@@ -164,7 +199,7 @@ def settlement() -> None:
     """Run the settlement service alone (close, statements, approval, payroll export)."""
     from services.settlement.app import create_app
 
-    _serve_app(lambda settings: create_app(settings, load_plans(settings.plans_dir)))
+    _serve_app(lambda settings: create_app(settings, _plans_in_force(settings)))
 
 
 @app.command()

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.plan_files import DEFAULT_PLANS_DIR
+
 __all__ = ["Settings"]
 
 
@@ -14,7 +16,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVERGENCE_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path(".convergence")
-    plans_dir: Path = Path("deploy/plans")
+    plans_dir: Path = Field(default=DEFAULT_PLANS_DIR, description="the plans and scorecards, re-read while the "
+                            "services run (default: the example plans installed with Convergence)")
     tokens_file: Path | None = None
     database_url: str | None = None
     kafka_bootstrap: str | None = None
@@ -30,13 +33,17 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     processor_web_port: int = 6066
-    processor_health_url: str | None = Field(default=None, description="the processor's /healthz, checked by the "
-                                             "API's (`up` sets it)")
+    processor_health_url: str | None = Field(default=None, description="the processors' /healthz, comma-separated, "
+                                             "checked by the API's (`up` sets it)")
+    processor_workers: int = Field(default=1, ge=1, description="processor processes `up` runs, one consumer group; "
+                                   "worker i serves /healthz on CONVERGENCE_PROCESSOR_WEB_PORT + i")
     currency: str = "USD"
     provider_id: str = "provider"
     measures_debounce_ms: int = 200
     close_catch_up_timeout_s: float = 60.0
     close_grace_hours: float | None = Field(default=None, description="close each period this long after it ends")
+    approvers: int = Field(default=1, ge=1, description="distinct token names that must approve a closed period; "
+                           "from 2, the name that closed it may not")
     auth: bool = Field(default=True, description="require bearer tokens on writes and reads of money")
 
     @property

@@ -1,10 +1,10 @@
 """`convergence up`: broker (embedded unless configured), database, every service, supervised on one machine.
 
-The embedded broker and the processor run as child processes, restarted when they die. The embedded
-broker keeps its log in memory only: when it dies the processor is stopped first (nothing of its state
-may reach the new, empty log), then the broker is started again, its topics and a new identity created,
-and the processor started again; the relay then publishes the whole ledger into the new log
-(`services.ledger.relay`), and the live state is rebuilt from it.
+The embedded broker and the processor workers (`CONVERGENCE_PROCESSOR_WORKERS`, one consumer group) run as
+child processes, restarted when they die. The embedded broker keeps its log in memory only: when it dies the
+processors are stopped first (nothing of their state may reach the new, empty log), then the broker is started
+again, its topics and a new identity created, and the processors started again; the relay then publishes the
+whole ledger into the new log (`services.ledger.relay`), and the live state is rebuilt from it.
 """
 
 from __future__ import annotations
@@ -15,18 +15,19 @@ import logging
 import signal
 import sys
 from asyncio.subprocess import Process
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 
 import uvicorn
 from rich.console import Console
 
 from services.api import create_api
-from services.auth import create_token, ensure_default_tokens
+from services.auth import DEFAULT_TOKEN_NAME, SCOPES, create_audited_token
 from services.background import running
 from services.broker.embedded import broker_argv, refuse_busy_port, wait_ready
 from services.broker.topics import ensure_topics
 from services.demo.simulator import Simulator
-from services.plan_files import load_plans
+from services.plans import PlansInForce
 from services.settings import Settings
 from services.supervisor import Child, settings_env
 
@@ -37,31 +38,34 @@ BROKER_START_TIMEOUT_S = 15.0
 QUIET_LOGGERS = ("aiokafka",)  # it logs every failed reconnect; the services say once that the broker is away
 
 
-async def _serve(settings: Settings, demo: bool) -> None:
+async def _serve(settings: Settings, plans: PlansInForce, demo: bool) -> None:
     async with AsyncExitStack() as stack:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings.data_dir.chmod(0o700)
-        plans = load_plans(settings.plans_dir)
         embedded = settings.kafka_bootstrap is None
         if embedded:
             refuse_busy_port(settings.embedded_kafka_port)
             settings = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{settings.embedded_kafka_port}",
                                                    "kafka_idempotent_producer": False})
+        ports = [settings.processor_web_port + number for number in range(settings.processor_workers)]
         settings = settings.model_copy(update={
-            "processor_health_url": f"http://{settings.api_host}:{settings.processor_web_port}/healthz"})
-        processor = Child("processor", [sys.executable, "-m", "services.processor"], settings_env(settings))
+            "processor_health_url": ",".join(f"http://{settings.api_host}:{port}/healthz" for port in ports)})
+        processors = Processors([Child(f"processor {number}", [sys.executable, "-m", "services.processor"],
+                                       settings_env(settings.model_copy(update={"processor_web_port": port})))
+                                 for number, port in enumerate(ports)])
         if embedded:
-            await processor.hold()  # until the broker is up with its topics
-            await stack.enter_async_context(running(_embedded_broker(settings, processor).run(), "broker"))
+            await processors.hold()  # until the broker is up with its topics
+            await stack.enter_async_context(running(_embedded_broker(settings, processors).run(), "broker"))
             console.print("embedded Kafka-compatible broker (Tansu) listening on "
                           f"[bold]{settings.kafka_bootstrap}[/bold]")
         await _topics_ready(settings)
-        token = ensure_default_tokens(settings.resolved_tokens_file)
+        token = None if settings.resolved_tokens_file.exists() else await _token(settings, SCOPES, DEFAULT_TOKEN_NAME)
         if token:  # plain lines, never wrapped: scripts read the token from the line after this one
             print(f"admin token (every scope; stored hashed in {settings.resolved_tokens_file}):", file=sys.stderr)
             print(token, file=sys.stderr, flush=True)
-        read_token = create_token(settings.resolved_tokens_file, ["scorecards:read"]) if demo else None
-        await stack.enter_async_context(running(processor.run(), "processor"))
+        read_token = await _token(settings, ["scorecards:read"]) if demo else None
+        for child in processors.children:
+            await stack.enter_async_context(running(child.run(), child.name))
         server = uvicorn.Server(uvicorn.Config(create_api(settings, plans, read_token), host=settings.api_host,
                                                port=settings.api_port, log_level="warning"))
         base_url = f"http://{settings.api_host}:{settings.api_port}"
@@ -72,17 +76,37 @@ async def _serve(settings: Settings, demo: bool) -> None:
         await server.serve()
 
 
-def _embedded_broker(settings: Settings, processor: Child) -> Child:
-    """The embedded broker as a child: each start creates its topics, then lets the processor run."""
+class Processors:
+    """The processor workers (`CONVERGENCE_PROCESSOR_WORKERS`), held and released together."""
+
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+
+    async def hold(self) -> None:
+        await asyncio.gather(*(child.hold() for child in self.children))
+
+    def release(self) -> None:
+        for child in self.children:
+            child.release()
+
+
+async def _token(settings: Settings, scopes: Iterable[str], name: str | None = None) -> str:
+    """A new token, its creation audited as done by `up`."""
+    token, _ = await create_audited_token(settings, scopes, name, actor="up")
+    return token
+
+
+def _embedded_broker(settings: Settings, processors: Processors) -> Child:
+    """The embedded broker as a child: each start creates its topics, then lets the processors run."""
     port = settings.embedded_kafka_port
 
     async def started(process: Process) -> None:
         await wait_ready(process, port, BROKER_START_TIMEOUT_S)
         await ensure_topics(settings)
-        processor.release()
+        processors.release()
 
     # Tansu lingers 5 s on SIGTERM while clients are connected; it stops at once on SIGINT
-    return Child("broker", broker_argv(port), started=started, exited=processor.hold, stop_signal=signal.SIGINT,
+    return Child("broker", broker_argv(port), started=started, exited=processors.hold, stop_signal=signal.SIGINT,
                  output=settings.data_dir / "broker.log")
 
 
@@ -100,14 +124,15 @@ async def _topics_ready(settings: Settings, timeout_s: float = 60.0) -> None:
 async def _demo(settings: Settings, base_url: str, server: uvicorn.Server) -> None:
     while not server.started:
         await asyncio.sleep(0.1)
-    token = create_token(settings.resolved_tokens_file, ["events:write"])
+    token = await _token(settings, ["events:write"])
     await Simulator(base_url, token).run()
 
 
-def up(settings: Settings, demo: bool) -> None:
-    """Run everything until Ctrl-C, then stop the services, the processor and the broker in order."""
+def up(settings: Settings, plans: PlansInForce, demo: bool) -> None:
+    """Run everything on `plans` (their directory watched) until Ctrl-C, then stop the services, the processor
+    and the broker in order."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, demo))
+        asyncio.run(_serve(settings, plans, demo))

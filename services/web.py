@@ -159,16 +159,19 @@ async def _outcome(check: HealthCheck) -> str:
     return f"failing: {result}" if isinstance(result, str) and result else "failing"
 
 
-def processor_check(url: str) -> HealthCheck:
-    """A check that the processor's own `/healthz` at `url` answers 200."""
+def processor_check(urls: str) -> HealthCheck:
+    """A check that every processor's own `/healthz` (`urls`, comma-separated) answers 200."""
 
     async def processor() -> bool | str:
         async with httpx.AsyncClient(timeout=HEALTH_CHECK_TIMEOUT_S) as client:
-            try:
-                response = await client.get(url)
-            except httpx.HTTPError:
-                return "the processor does not answer"
-        return True if response.status_code == 200 else f"the processor is not ready ({response.status_code})"
+            for url in urls.split(","):
+                try:
+                    response = await client.get(url)
+                except httpx.HTTPError:
+                    return f"the processor at {url} does not answer"
+                if response.status_code != 200:
+                    return f"the processor at {url} is not ready ({response.status_code})"
+        return True
 
     return processor
 

@@ -55,8 +55,8 @@ from shared.measures import (
 )
 from shared.periods import DAY_US, Window
 
-__all__ = ["MESSAGE_KINDS", "REFERRED", "REVERSED", "Conflict", "Customer", "Fold", "Order", "Party", "home_key",
-           "partition_of"]
+__all__ = ["MESSAGE_KINDS", "REFERRED", "REVERSED", "Conflict", "Customer", "Fold", "Order", "Party", "Registration",
+           "Span", "home_key", "partition_of", "spans_within"]
 
 REVERSED, REFERRED = "rv", "rr"  # the two kinds of relationship parts keyed by two times
 _intern = sys.intern
@@ -87,16 +87,79 @@ class Conflict(ValueError):
     """A valid event that contradicts one already accepted (SPEC §2.2); it is rejected."""
 
 
-class Party:
-    """A party as last registered (by event time), or as inferred from the field it first appeared in."""
+Registration = tuple  # (event time, source, id, kind, role, manager id, tier, name) of a `party.registered`
+Span = tuple  # (first day or None, day after the last or None): UTC days, None where open
 
-    __slots__ = ("kind", "manager_id", "name", "registered", "role", "tier")
+
+class Party:
+    """A party's attributes, effective-dated (SPEC §2.3): its registrations, each in force from the UTC day of its
+    event time until the day of the next one (by event time, then by source and id); before the first, the first's.
+
+    The attribute fields are those of the latest registration (or, with none, the kind the party was inferred
+    as from the field it first appeared in); `on` gives them as they were on a given day."""
+
+    __slots__ = ("kind", "manager_id", "name", "registrations", "role", "tier")
 
     def __init__(self, kind: str, role: str | None = None, manager_id: str | None = None,
-                 tier: str | None = None, name: str | None = None, registered: tuple | None = None):
+                 tier: str | None = None, name: str | None = None, registrations: tuple = ()):
         self.kind, self.role, self.manager_id = kind, role, manager_id
-        # (event time, source, id) of the registration in force: the latest by event time, then by key
-        self.tier, self.name, self.registered = tier, name, registered
+        self.tier, self.name = tier, name
+        self.registrations: tuple[Registration, ...] = registrations  # in order: the last is in force last
+
+    @classmethod
+    def registered(cls, registrations: tuple[Registration, ...]) -> Party:
+        """A party with these (ordered, at least one) registrations."""
+        _, _, _, kind, role, manager_id, tier, name = registrations[-1]
+        return cls(kind, role, manager_id, tier, name, registrations)
+
+    def with_registration(self, registration: Registration) -> Party:
+        """This party with one more registration (itself when it has that one already)."""
+        registrations = self.registrations
+        at = bisect_left(registrations, registration[:3], key=_registration_key)
+        if at < len(registrations) and registrations[at][:3] == registration[:3]:
+            return self
+        return Party.registered((*registrations[:at], registration, *registrations[at:]))
+
+    def on(self, day: int) -> Party:
+        """The attributes in force on UTC day `day` (without registrations of their own)."""
+        registrations = self.registrations
+        if not registrations:
+            return self
+        at = max(bisect_right(registrations, day, key=_registration_day) - 1, 0)
+        _, _, _, kind, role, manager_id, tier, name = registrations[at]
+        return Party(kind, role, manager_id, tier, name)
+
+    def managers(self) -> set[str]:
+        """Every manager the party reports to on some day."""
+        managers = {registration[5] for registration in self.registrations if registration[5]}
+        if self.manager_id:
+            managers.add(self.manager_id)
+        return managers
+
+    def days_under(self, manager_id: str) -> list[Span]:
+        """The spans of days on which the party's manager in force is `manager_id`."""
+        registrations = self.registrations
+        if not registrations:
+            return [(None, None)] if self.manager_id == manager_id else []
+        spans: list[Span] = []
+        for index, registration in enumerate(registrations):
+            first = None if index == 0 else _registration_day(registration)
+            last = _registration_day(registrations[index + 1]) if index + 1 < len(registrations) else None
+            if registration[5] != manager_id or (first is not None and last is not None and last <= first):
+                continue
+            if spans and spans[-1][1] == first:
+                spans[-1] = (spans[-1][0], last)
+            else:
+                spans.append((first, last))
+        return spans
+
+
+def _registration_key(registration: Registration) -> tuple:
+    return registration[:3]
+
+
+def _registration_day(registration: Registration) -> int:
+    return registration[0] // DAY_US
 
 
 class Order(NamedTuple):
@@ -126,22 +189,36 @@ def _owners(order: tuple) -> list[str]:
     return owners
 
 
-def _add_window(totals: Totals, parts: dict, window: Window) -> None:
-    """Add one relationship's parts inside `window` to `totals`."""
+def _add_window(totals: Totals, parts: dict, window: Window, low: int, high: int) -> None:
+    """Add one relationship's parts inside `window` to `totals`, those of the days `low <= day < high` only (a
+    span of the window): the day of an event, of a reversal (its order's day in the window), of a referred sale."""
     start, end = window.start_day, window.end_day
     sums = totals.sums
     for key, value in parts.items():
         if key.__class__ is int:
-            if start <= key < end:
+            if low <= key < high:
                 for slot, amount in enumerate(value):
                     if amount:
                         sums[slot] += amount
         elif key[0] == REVERSED:
-            if start <= min(key[1], key[2]) and max(key[1], key[2]) < end:
+            if low <= key[1] < high and start <= key[2] < end:
                 totals.reversed += value
-        elif start <= key[2] < end and value[0] < end:  # the sale in the window, its referral before its end
+        elif low <= key[2] < high and value[0] < end:  # the sale in the span, its referral before the window's end
             totals.referral_revenue += value[1]
             totals.converted.add(key[1])
+
+
+def spans_within(window: Window, spans: list[Span] | None) -> list[tuple[int, int]]:
+    """The days of `window` inside `spans` (None: the whole window), as non-empty `(low, high)` day ranges."""
+    start, end = window.start_day, window.end_day
+    if spans is None:
+        return [(start, end)] if start < end else []
+    ranges = []
+    for first, last in spans:
+        low, high = start if first is None else max(start, first), end if last is None else min(end, last)
+        if low < high:
+            ranges.append((low, high))
+    return ranges
 
 
 _ZEROS = tuple((0,) * length for length in range(len(SLOTS)))
@@ -314,12 +391,11 @@ class Fold:
     def _registered(self, event: Event) -> None:
         data = vars(event.data)
         party_id = data["party_id"]
+        registration = (event.ts, *event.key, data["kind"].value, data["role"], data["manager_id"], data["tier"],
+                        data["name"])
         party = self.parties.get(party_id)
-        registered = (event.ts, *event.key)
-        if party is not None and party.registered is not None and registered < party.registered:
-            return  # an older registration than the one in force
-        self.put_party(_intern(party_id), Party(data["kind"].value, data["role"], data["manager_id"], data["tier"],
-                                                data["name"], registered))
+        self.put_party(_intern(party_id), Party.registered((registration,)) if party is None
+                       else party.with_registration(registration))
         self._touch("party", party_id)
 
     def _sale(self, event: Event) -> None:
@@ -522,17 +598,19 @@ class Fold:
 
     # ---- reading measures ------------------------------------------------------------------------
 
-    def totals(self, party: str, window: Window, counterparty: str | None = None) -> Totals:
-        """Summed parts of a party's relationships (or of one of them) inside `window`."""
+    def totals(self, party: str, window: Window, counterparty: str | None = None,
+               spans: list[Span] | None = None) -> Totals:
+        """Summed parts of a party's relationships (or of one of them) inside `window`, on the days of `spans`
+        only when given (`direct_reports`)."""
         totals = Totals()
         mine = self.relationships.get(party, {})
-        if counterparty is not None:
-            parts = mine.get(counterparty)
-            if parts is not None:
-                _add_window(totals, parts, window)
-            return totals
-        for parts in mine.values():
-            _add_window(totals, parts, window)
+        if counterparty is None:
+            relationships = list(mine.values())
+        else:
+            relationships = [mine[counterparty]] if counterparty in mine else []
+        for low, high in spans_within(window, spans):
+            for parts in relationships:
+                _add_window(totals, parts, window, low, high)
         return totals
 
     def order(self, order_id: str) -> Order | None:
@@ -551,15 +629,17 @@ class Fold:
     def put_party(self, party_id: str, party: Party | None) -> None:
         """Set (or, with None, remove) a party, keeping the index of direct reports."""
         old = self.parties.pop(party_id, None)
-        if old is not None and old.manager_id:
-            self._reports[old.manager_id].discard(party_id)
+        if old is not None:
+            for manager_id in old.managers():
+                self._reports[manager_id].discard(party_id)
         if party is not None:
             self.parties[party_id] = party
-            if party.manager_id:
-                self._reports.setdefault(party.manager_id, set()).add(party_id)
+            for manager_id in party.managers():
+                self._reports.setdefault(manager_id, set()).add(party_id)
 
-    def direct_reports(self) -> dict[str, set[str]]:
-        """Manager id -> its direct reports, from the parties as registered now (read only)."""
-        return self._reports
+    def direct_reports(self, manager_id: str) -> dict[str, list[Span]]:
+        """The parties that report to `manager_id` on some day, each with the spans of days it does (SPEC §2.3)."""
+        parties = self.parties
+        return {report: parties[report].days_under(manager_id) for report in self._reports.get(manager_id, ())}
 
 

@@ -19,7 +19,6 @@ class MeasureView:
 
     def __init__(self, fold: Fold, period: Period, as_of_ts: int) -> None:
         self.fold, self.period, self.as_of_ts = fold, period, as_of_ts
-        self._reports = fold.direct_reports()
         self._windows: dict[str, Window] = {}
         self._cache: dict[tuple[str, str, str], tuple[dict[str, Decimal | None], int]] = {}
 
@@ -34,10 +33,10 @@ class MeasureView:
         key = (party_id, window, scope)
         if key not in self._cache:
             span = self.window(window)
-            if scope == "team":
+            if scope == "team":  # each report's days under this manager (SPEC §2.3)
                 totals = Totals()
-                for report in self._reports.get(party_id, ()):
-                    totals.add(self.fold.totals(report, span))
+                for report, spans in self.fold.direct_reports(party_id).items():
+                    totals.add(self.fold.totals(report, span, spans=spans))
             else:
                 totals = self.fold.totals(party_id, span)
             self._cache[key] = (measure_values(totals), totals.events)

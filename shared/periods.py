@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
-__all__ = ["DAY_US", "PERIOD_OUT_OF_RANGE", "PERIOD_PATTERN", "WINDOWS", "Period", "Window", "WindowName", "day_of",
-           "ts_of"]
+__all__ = ["DAY_US", "PERIOD_OUT_OF_RANGE", "PERIOD_PATTERN", "WINDOWS", "Kind", "Period", "Window", "WindowName",
+           "day_of", "ts_of"]
 
 DAY_US = 86_400_000_000
 WindowName = Literal["period", "30d", "90d", "365d"]

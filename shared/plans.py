@@ -9,17 +9,26 @@ from itertools import pairwise
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from shared.events import PartyKind
 from shared.fold import Party
 from shared.measures import CountName, RatioName, SumName
 from shared.money import parse_decimal
-from shared.periods import WindowName
+from shared.periods import Kind, Period, WindowName
 
-__all__ = ["Plan", "PlanError", "PlanSet", "Scorecard", "parse_plans"]
+__all__ = ["Effective", "Plan", "PlanError", "PlanSet", "Scorecard", "parse_plans"]
+
+
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
 
 Number = Annotated[Decimal, BeforeValidator(parse_decimal)]
+Amount = Annotated[Decimal, BeforeValidator(parse_decimal), AfterValidator(_not_negative)]
+"""What a plan pays or counts with: an amount, rate, quota, cap, factor or multiplier (never negative)."""
 MeasureName = Literal[SumName, CountName, RatioName]
 AmountMeasure = Literal[SumName, CountName]
 
@@ -37,12 +46,12 @@ class Condition(_Spec):
 
 
 class Tier(_Spec):
-    upto: Number | None = None
-    rate: Number
+    upto: Amount | None = None
+    rate: Amount
 
 
 class Multiplier(_Spec):
-    factor: Number
+    factor: Amount
     when: list[Condition] = Field(min_length=1)
 
 
@@ -56,7 +65,7 @@ class TieredRate(_Component):
     mode: Literal["marginal", "retroactive"] = "marginal"
     tiers: list[Tier] = Field(min_length=1)
     gate: Condition | None = None
-    cap: Number | None = None
+    cap: Amount | None = None
 
     @model_validator(mode="after")
     def _bands_ascend(self) -> TieredRate:
@@ -72,33 +81,33 @@ class TieredRate(_Component):
 
 class Bonus(_Component):
     type: Literal["bonus"]
-    amount: Number
+    amount: Amount
     when: list[Condition] = Field(min_length=1)
 
 
 class PerUnit(_Component):
     type: Literal["per_unit"]
     base: AmountMeasure
-    rate: Number
+    rate: Amount
     multiplier: Multiplier | None = None
 
 
 class Override(_Component):
     type: Literal["override"]
     base: AmountMeasure
-    rate: Number
+    rate: Amount
 
 
 class Rate(_Component):
     type: Literal["rate"]
     base: AmountMeasure
-    rate: Number
+    rate: Amount
 
 
 class Level(_Spec):
     min: Number
     name: str
-    multiplier: Number
+    multiplier: Amount
 
 
 class PointTiers(_Spec):
@@ -110,7 +119,7 @@ class PointTiers(_Spec):
 class Points(_Component):
     type: Literal["points"]
     base: AmountMeasure
-    per_unit: Number
+    per_unit: Amount
     tiers: PointTiers | None = None
 
 
@@ -139,13 +148,13 @@ class AppliesTo(_Spec):
 
 class Quota(_Spec):
     model_config = ConfigDict(frozen=True, extra="allow")
-    default: Number | None = None
+    default: Amount | None = None
 
     @model_validator(mode="after")
     def _per_party_numbers(self) -> Quota:
         for party, value in (self.model_extra or {}).items():
             try:
-                parse_decimal(value)
+                _not_negative(parse_decimal(value))
             except ValueError as error:
                 raise ValueError(f"quota of {party}: {error}") from None
         return self
@@ -160,8 +169,25 @@ class Clawback(_Spec):
     window_days: Annotated[int, Field(ge=0)]
 
 
+class Effective(_Spec):
+    """The periods a plan version pays for, both ends inclusive; an end left out is open."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    first: Annotated[str | None, Field(alias="from")] = None
+    last: Annotated[str | None, Field(alias="to")] = None
+
+    def span(self) -> tuple[int | None, int | None]:
+        """[start of `from`, end of `to`) in epoch microseconds; None where open."""
+        return (None if self.first is None else Period.parse(self.first).start_ts,
+                None if self.last is None else Period.parse(self.last).end_ts)
+
+    def __str__(self) -> str:
+        return f"{self.first or '…'} to {self.last or '…'}"
+
+
 class Plan(_Spec):
     plan: Annotated[str, Field(min_length=1)]
+    effective: Effective | None = None
     applies_to: AppliesTo
     period: Literal["month", "quarter"] = "month"
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
@@ -176,6 +202,25 @@ class Plan(_Spec):
         if len(names) != len(set(names)):
             raise ValueError(f"component names must be unique, got {names}")
         return self
+
+    @model_validator(mode="after")
+    def _range_of_own_periods(self) -> Plan:
+        ends = [] if self.effective is None else [
+            (side, text) for side, text in (("from", self.effective.first), ("to", self.effective.last)) if text]
+        for side, text in ends:
+            kind = Period.parse(text).kind  # raises ValueError on a text that is no period
+            if kind != self.period:
+                raise ValueError(f"effective.{side}: {text} is a {kind}, but the plan is paid by {self.period}")
+        if len(ends) == 2 and Period.parse(ends[0][1]) > Period.parse(ends[1][1]):
+            raise ValueError(f"effective: from {ends[0][1]} is after to {ends[1][1]}")
+        return self
+
+    def covers(self, period: Period) -> bool:
+        """Whether this version pays for `period` (of the plan's kind, inside its effective range)."""
+        if period.kind != self.period:
+            return False
+        start, end = (None, None) if self.effective is None else self.effective.span()
+        return (start is None or start <= period.start_ts) and (end is None or period.end_ts <= end)
 
     def quota_for(self, party_id: str) -> Decimal | None:
         if self.quota is None:
@@ -205,9 +250,20 @@ class PlanSet(BaseModel):
     plans: tuple[Plan, ...] = ()
     scorecards: tuple[Scorecard, ...] = ()
 
-    def plans_for(self, party_id: str, party: Party, period_kind: str | None = None) -> list[Plan]:
+    def plans_for(self, party_id: str, party: Party, period: Period | None = None) -> list[Plan]:
+        """The plan versions that pay `party` (its attributes as they apply) for `period`; without a period,
+        every version that would apply to such a party in some period."""
         return [plan for plan in self.plans if plan.applies_to.matches(party_id, party)
-                and (period_kind is None or plan.period == period_kind)]
+                and (period is None or plan.covers(period))]
+
+    def version_for(self, name: str, period: Period) -> Plan | None:
+        """The version of plan `name` that pays for `period`, if any."""
+        return next((plan for plan in self.plans if plan.plan == name and plan.covers(period)), None)
+
+    @property
+    def period_kinds(self) -> list[Kind]:
+        """The kinds of period (month, quarter) some plan pays by."""
+        return sorted({plan.period for plan in self.plans})
 
     def scorecards_for(self, party_id: str, party: Party) -> list[Scorecard]:
         return [card for card in self.scorecards if card.applies_to.matches(party_id, party)]
@@ -244,10 +300,32 @@ def _canonical(document: object) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _overlaps(plans: list[Plan], places: list[str]) -> list[str]:
+    """One problem per pair of versions of a plan whose effective ranges share a period (SPEC §4)."""
+    problems = []
+    versions: dict[str, list[tuple[Plan, str]]] = {}
+    for plan, where in zip(plans, places, strict=True):
+        versions.setdefault(plan.plan, []).append((plan, where))
+    for name, found in versions.items():
+        for index, (one, here) in enumerate(found):
+            for other, there in found[index + 1:]:
+                if _overlap(one, other):
+                    problems.append(f"{here} ({name}): effective: versions of plan {name} overlap: "
+                                    f"{one.effective or 'always'} here and {other.effective or 'always'} in {there}; "
+                                    f"give each version its own periods (effective: {{from, to}})")
+    return problems
+
+
+def _overlap(one: Plan, other: Plan) -> bool:
+    (a, b), (c, d) = (plan.effective.span() if plan.effective else (None, None) for plan in (one, other))
+    return (a is None or d is None or a < d) and (c is None or b is None or c < b)
+
+
 def parse_plans(files: dict[str, str]) -> PlanSet:
     """Parse `{file name: YAML text}` (each may hold several `---` documents) into a `PlanSet`."""
     problems: list[str] = []
     plans: list[Plan] = []
+    places: list[str] = []  # where each plan is, for the errors that name two of them
     scorecards: list[Scorecard] = []
     for name, text in sorted(files.items()):
         try:
@@ -265,6 +343,7 @@ def parse_plans(files: dict[str, str]) -> PlanSet:
                 if model is Plan:
                     digest = hashlib.sha256(_canonical(document).encode()).hexdigest()
                     plans.append(Plan.model_validate({**document, "hash": f"sha256:{digest}"}))
+                    places.append(where)
                 else:
                     scorecards.append(Scorecard.model_validate(document))
             except ValidationError as error:
@@ -272,10 +351,11 @@ def parse_plans(files: dict[str, str]) -> PlanSet:
                 for item in error.errors(include_url=False):
                     path = ".".join(str(part) for part in item["loc"]) or "document"
                     problems.append(f"{where} ({label}): {path}: {item['msg'].removeprefix('Value error, ')}")
-    for label, names in (("plan", [p.plan for p in plans]), ("scorecard", [s.scorecard for s in scorecards])):
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            problems.append(f"{label} names must be unique across files: {', '.join(repeated)} repeated")
+    names = [card.scorecard for card in scorecards]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        problems.append(f"scorecard names must be unique across files: {', '.join(repeated)} repeated")
+    problems.extend(_overlaps(plans, places))
     if problems:
         raise PlanError(problems)
     return PlanSet(plans=tuple(plans), scorecards=tuple(scorecards))

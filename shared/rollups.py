@@ -12,8 +12,8 @@ A merged party is three timelines of number tuples, each added up key by key and
 numbers are all zero (it then adds nothing to any window):
 
 * day -> the day's sums in `SLOTS` order, every slot present, with running totals over the days in order;
-* (first, last) day of a reversal and of its order -> (amount,): only those two days decide the windows it
-  counts in (both inside);
+* (first, last, reversal) day of a reversal and of its order -> (amount,): the first two decide the windows it
+  counts in (both inside), the reversal's own day the manager it counts for in a team (SPEC §2.3);
 * (sale day, referral day, referral id) -> (relationships with such a part, revenue): a referral is
   converted in a window when one such part is in it, whatever its revenue, so the count is kept apart.
 
@@ -28,7 +28,7 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, localcontext
 from operator import add, sub
 from typing import Any
 
-from shared.fold import REVERSED
+from shared.fold import REVERSED, Span, spans_within
 from shared.measures import SLOTS, Totals
 from shared.periods import Window
 
@@ -101,7 +101,7 @@ class _Party:
             self.days.add(key, (*value, *_ZEROS[_WIDTH - len(value)]), combine)
         elif key[0] == REVERSED:
             _, day, order_day = key
-            self.reversed.add((min(day, order_day), max(day, order_day)), (value,), combine)
+            self.reversed.add((min(day, order_day), max(day, order_day), day), (value,), combine)
         else:
             _, referral_id, sale_day = key
             referral_day, revenue = value
@@ -144,24 +144,25 @@ class RollUps:
         if party.is_empty():
             del self._parties[party_id]
 
-    def totals(self, party_id: str, window: Window) -> Totals:
-        """The party's summed parts inside `window`: what `Fold.totals(party_id, window)` gives on the same fold."""
+    def totals(self, party_id: str, window: Window, spans: list[Span] | None = None) -> Totals:
+        """The party's summed parts inside `window` (on the days of `spans` only, when given): what
+        `Fold.totals(party_id, window, spans=spans)` gives on the same fold."""
         totals = Totals()
         party = self._merged(party_id)
         if party is None:
             return totals
         start, end = window.start_day, window.end_day
-        with localcontext(_EXACT):
-            totals.sums = list(party.days.total(start, end))
-        reversed_ = party.reversed
-        for key in reversed_.between((start,), (end,)):
-            if key[1] < end:
-                totals.reversed += reversed_.values[key][0]
-        referred = party.referred
-        for key in referred.between((start,), (end,)):
-            if key[1] < end:
-                totals.referral_revenue += referred.values[key][1]
-                totals.converted.add(key[2])
+        reversed_, referred = party.reversed, party.referred
+        for low, high in spans_within(window, spans):
+            with localcontext(_EXACT):
+                totals.sums = list(map(add, totals.sums, party.days.total(low, high)))
+            for key in reversed_.between((start,), (end,)):
+                if key[1] < end and low <= key[2] < high:
+                    totals.reversed += reversed_.values[key][0]
+            for key in referred.between((low,), (high,)):
+                if key[1] < end:
+                    totals.referral_revenue += referred.values[key][1]
+                    totals.converted.add(key[2])
         return totals
 
     def _merged(self, party_id: str) -> _Party | None:

@@ -10,10 +10,11 @@ from decimal import Decimal
 from shared.fold import Fold, Party
 from shared.money import ZERO, round_money
 from shared.payouts import MeasureView, evaluate
-from shared.periods import DAY_US, Period
+from shared.periods import DAY_US, Period, day_of
 from shared.plans import PlanSet, TieredRate
 
-__all__ = ["Book", "CloseRefused", "Line", "Settlement", "Statement", "payout_lines", "settlement_from_data",
+__all__ = ["Book", "CloseRefused", "Line", "Settlement", "Statement", "attributes_for", "payout_lines",
+           "settlement_from_data",
            "settlement_to_data"]
 
 
@@ -65,11 +66,17 @@ class Settlement:
         return totals
 
 
+def attributes_for(party: Party, period: Period) -> Party:
+    """The party's attributes that decide which plans pay it for `period`: those on its last day (SPEC §2.3)."""
+    return party.on(day_of(period.end_ts) - 1)
+
+
 def payout_lines(plans: PlanSet, party_id: str, party: Party, view: MeasureView) -> list[Line]:
-    """One rounded payout line per component of the party's plans of the view's period kind."""
+    """One rounded payout line per component of the plan versions that pay the party for the view's period."""
+    attributes = attributes_for(party, view.period)
     return [Line(payout.plan, payout.component, payout.currency, "payout", round_money(payout.amount, payout.currency),
                  exact=payout.amount, base=payout.base, measures=payout.measures, events=payout.events)
-            for plan in plans.plans_for(party_id, party, view.period.kind)
+            for plan in plans.plans_for(party_id, attributes, view.period)
             for payout in evaluate(plan, party_id, view)]
 
 
@@ -105,17 +112,17 @@ class Book:
         for earlier in self._closed_of_kind(period.kind):
             for party_id, line in self._adjustments(fold, plans, earlier):
                 statements[party_id].append(line)
-        used = {plan.plan: plan.hash for plan in plans.plans if plan.period == period.kind}
+        used = {plan.plan: plan.hash for plan in plans.plans if plan.covers(period)}
         settlement = Settlement(
             str(period), closed_at,
-            {party: Statement(party, fold.parties[party].kind, tuple(lines))
+            {party: Statement(party, attributes_for(fold.parties[party], period).kind, tuple(lines))
              for party, lines in statements.items() if lines},
             used)
         self.closed[str(period)] = settlement
         return settlement
 
     def own_lines(self, fold: Fold, plans: PlanSet, period: Period) -> defaultdict[str, list[Line]]:
-        """Payout and clawback lines of every known party with a plan of the period's kind."""
+        """Payout and clawback lines of every known party with a plan version for the period."""
         view = MeasureView(fold, period, period.end_ts)
         statements: defaultdict[str, list[Line]] = defaultdict(list)
         for party_id, party in fold.parties.items():
@@ -139,16 +146,19 @@ class Book:
                     continue
                 shares = list(order.credits) + ([(order.partner, Decimal(1))] if order.partner else [])
                 for party_id, share in shares:
-                    yield from self._clawback_lines(fold, plans, period, frozen, party_id, order_id,
+                    yield from self._clawback_lines(plans, frozen, party_id, order_id,
                                                     applied * share, ts - order.ts)
 
-    def _clawback_lines(self, fold, plans, period, frozen, party_id, order_id, reversed_amount, age):
-        party = fold.parties.get(party_id)
+    def _clawback_lines(self, plans, frozen, party_id, order_id, reversed_amount, age):
+        """Whoever a `tiered_rate` component paid for the order in `frozen` gives back on the version that paid
+        it, even when that plan no longer applies to the party now (SPEC §5.3)."""
         statement = frozen.statements.get(party_id)
-        if party is None or statement is None:
+        if statement is None:
             return
-        for plan in plans.plans_for(party_id, party, period.kind):
-            if plan.clawback is None or age > plan.clawback.window_days * DAY_US:
+        paid_in = Period.parse(frozen.period)
+        for name in sorted({line.plan for line in statement.lines if line.kind == "payout"}):
+            plan = plans.version_for(name, paid_in)
+            if plan is None or plan.clawback is None or age > plan.clawback.window_days * DAY_US:
                 continue
             for component in plan.components:
                 if not isinstance(component, TieredRate):

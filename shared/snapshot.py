@@ -14,7 +14,7 @@ from shared.fold import REFERRED, REVERSED, Customer, Fold, Party
 
 __all__ = ["FORMAT", "decode_fold", "encode_fold", "get_record", "put_record", "record_keys"]
 
-FORMAT = "fold-state/3"
+FORMAT = "fold-state/4"
 
 
 def _out(value: Any) -> Any:
@@ -26,13 +26,13 @@ def _in(value: Any) -> Any:
 
 
 def encode_party(party: Party) -> list:
-    return [party.kind, party.role, party.manager_id, party.tier, party.name,
-            None if party.registered is None else list(party.registered)]
+    """[kind, registrations]: the kind counts only for a party that was never registered (it was inferred)."""
+    return [party.kind, [list(registration) for registration in party.registrations]]
 
 
 def decode_party(data: list) -> Party:
-    kind, role, manager_id, tier, name, registered = data
-    return Party(kind, role, manager_id, tier, name, None if registered is None else tuple(registered))
+    kind, registrations = data
+    return Party.registered(tuple(map(tuple, registrations))) if registrations else Party(kind)
 
 
 def encode_relationship(parts: dict) -> dict:

@@ -11,10 +11,10 @@ from services.query.read_model import ReadModel
 from shared.fold import Fold, Party
 from shared.measures import measure_values
 from shared.payouts import MeasureView
-from shared.periods import Period, ts_of
+from shared.periods import Period, day_of, ts_of
 from shared.plans import PlanSet, Scorecard
 from shared.scorecards import Score, score
-from shared.settlement import Statement, payout_lines
+from shared.settlement import Statement, attributes_for, payout_lines
 
 __all__ = ["as_of", "counterparties", "default_period", "live_key", "ranking", "relationship_measures", "scorecard",
            "statement", "view_of"]
@@ -37,27 +37,31 @@ def view_of(model: ReadModel, period: Period, now: datetime) -> MeasureView:
 
 
 def default_period(plans: PlanSet, party_id: str, party: Party | None, now: datetime) -> Period:
-    """The current period of the kind of the party's first plan; the current month without a plan."""
-    kinds = [plan.period for plan in plans.plans_for(party_id, party)] if party else []
+    """The current period of the kind of the first plan that would apply to the party as it is now; the current
+    month without a plan."""
+    kinds = [plan.period for plan in plans.plans_for(party_id, party.on(day_of(ts_of(now))))] if party else []
     return Period.containing(ts_of(now), kinds[0] if kinds else "month")
 
 
 def statement(plans: PlanSet, party_id: str, party: Party, view: MeasureView) -> Statement:
-    """What the party's plans of the view's period kind pay so far, one rounded line per component."""
-    return Statement(party_id, party.kind, tuple(payout_lines(plans, party_id, party, view)))
+    """What the plan versions paying the party for the view's period pay so far, one rounded line per component."""
+    return Statement(party_id, attributes_for(party, view.period).kind,
+                     tuple(payout_lines(plans, party_id, party, view)))
 
 
 def scorecard(plans: PlanSet, party_id: str, party: Party, view: MeasureView) -> Score | None:
-    """The score on the first scorecard that applies to the party, or None when none does."""
-    cards = plans.scorecards_for(party_id, party)
+    """The score on the first scorecard that applies to the party in the view's period, or None when none does."""
+    cards = plans.scorecards_for(party_id, attributes_for(party, view.period))
     return score(cards[0], party_id, view) if cards else None
 
 
 def ranking(model: ReadModel, card: Scorecard, view: MeasureView) -> list[tuple[str, Score]]:
-    """Every party the scorecard applies to with its score (memoized per party), best first, ties by party id."""
+    """Every party the scorecard applies to in the view's period with its score (memoized per party), best first,
+    ties by party id."""
     key = ("score", card.scorecard, *live_key(view))
     scores = [(party_id, model.memo(party_id, key, partial(score, card, party_id, view)))
-              for party_id, party in model.fold.parties.items() if card.applies_to.matches(party_id, party)]
+              for party_id, party in model.fold.parties.items()
+              if card.applies_to.matches(party_id, attributes_for(party, view.period))]
     return sorted(scores, key=lambda item: (-item[1].score, item[0]))
 
 

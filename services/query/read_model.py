@@ -18,7 +18,7 @@ from services.broker.topics import MEASURES
 from services.query.metrics import POSITION, RECORDS
 from services.records import apply_message
 from services.settings import Settings
-from shared.fold import Fold
+from shared.fold import Fold, Span
 from shared.measures import Totals
 from shared.periods import Window
 from shared.plans import PlanSet
@@ -121,8 +121,8 @@ class ReadModel:
         versions = self._versions
         versions[party_id] = versions.get(party_id, 0) + 1
         party = self.fold.parties.get(party_id)
-        if party is not None and party.manager_id:
-            versions[party.manager_id] = versions.get(party.manager_id, 0) + 1
+        for manager_id in () if party is None else party.managers():
+            versions[manager_id] = versions.get(manager_id, 0) + 1
 
     def memo(self, party_id: str, key: tuple, compute: Callable[[], T]) -> T:
         """`compute()`, or what it gave for the same party and `key` when nothing it can read has changed since:
@@ -139,15 +139,16 @@ class ReadModel:
         self._results[party_id, *key] = (self.plans, version, result)
         return result
 
-    def totals(self, party_id: str, window: Window, counterparty_id: str | None = None) -> Totals:
+    def totals(self, party_id: str, window: Window, counterparty_id: str | None = None,
+               spans: list[Span] | None = None) -> Totals:
         """`Fold.totals` of the replica: a party's from its roll-up, one relationship's from the fold."""
         if counterparty_id is None:
-            return self.rollups.totals(party_id, window)
-        return self.fold.totals(party_id, window, counterparty_id)
+            return self.rollups.totals(party_id, window, spans)
+        return self.fold.totals(party_id, window, counterparty_id, spans)
 
-    def direct_reports(self) -> dict[str, set[str]]:
+    def direct_reports(self, manager_id: str) -> dict[str, list[Span]]:
         """`Fold.direct_reports` of the replica."""
-        return self.fold.direct_reports()
+        return self.fold.direct_reports(manager_id)
 
     def _apply(self, batches: Batches) -> None:
         """Put fetched records into the replica, in offset order per partition."""

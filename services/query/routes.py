@@ -29,7 +29,8 @@ from services.query.schemas import (
 )
 from services.web import ApiError, PartyPath, errors
 from shared.fold import Party
-from shared.periods import WINDOWS, Period, ts_of
+from shared.periods import WINDOWS, Period, day_of, ts_of
+from shared.settlement import attributes_for
 
 __all__ = ["router"]
 
@@ -71,11 +72,16 @@ def _after(cursor: str | None) -> str | None:
 
 @router.get("/parties/{party_id}")
 async def get_party(party_id: PartyPath, read: ReadingDep) -> PartyOut:
-    """A party (kind, role, manager, tier, name), the plans that apply to it and its scorecards."""
-    model = read.model
+    """A party's attributes in force now (kind, role, manager, tier, name) and its registrations, the plan versions
+    paying it for the current periods (by its attributes on their last days) and its scorecards."""
+    model, now = read.model, read.now
     party = _party(model, party_id)
-    cards = [card.scorecard for card in model.plans.scorecards_for(party_id, party)]
-    return PartyOut.of(party_id, party, model.plans.plans_for(party_id, party), cards)
+    plans = model.plans
+    current = [Period.containing(ts_of(now), kind) for kind in plans.period_kinds]
+    paying = [plan for period in current for plan in plans.plans_for(party_id, attributes_for(party, period), period)]
+    today = party.on(day_of(ts_of(now)))
+    cards = [card.scorecard for card in plans.scorecards_for(party_id, today)]
+    return PartyOut.of(party_id, party, today, paying, cards)
 
 
 @router.get("/parties/{party_id}/measures")
@@ -100,7 +106,7 @@ async def get_scorecard(party_id: PartyPath, read: ReadingDep) -> ScorecardOut:
 
     def build() -> ScorecardOut:
         earnings = Earnings.of(live.statement(model.plans, party_id, party, view), read.settings.currency)
-        return ScorecardOut.of(party_id, party.kind, str(period), as_of,
+        return ScorecardOut.of(party_id, attributes_for(party, period).kind, str(period), as_of,
                                live.scorecard(model.plans, party_id, party, view), earnings)
 
     card = model.memo(party_id, ("scorecard", *live.live_key(view)), build)

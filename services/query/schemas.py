@@ -6,7 +6,7 @@ Measures, targets, weights and attainments have at most 6 decimals; money has it
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
@@ -42,8 +42,30 @@ class PlanRef(BaseModel):
         return cls(plan=plan.plan, period=plan.period, currency=plan.currency, hash=plan.hash)
 
 
+class Registration(BaseModel):
+    """One `party.registered` of the party: the attributes it gives from the start of its UTC day (SPEC §2.3)."""
+
+    effective_from: date
+    event_time: datetime
+    source: str
+    id: str
+    kind: str
+    role: str | None
+    manager_id: str | None
+    tier: str | None
+    name: str | None
+
+    @classmethod
+    def of(cls, registration: tuple) -> Registration:
+        ts, source, event_id, kind, role, manager_id, tier, name = registration
+        moment = datetime.fromtimestamp(ts / 1_000_000, UTC)
+        return cls(effective_from=moment.date(), event_time=moment, source=source, id=event_id, kind=kind,
+                   role=role, manager_id=manager_id, tier=tier, name=name)
+
+
 class PartyOut(BaseModel):
-    """A party as registered (or inferred), the plans that apply to it and its scorecards."""
+    """A party's attributes in force now (as registered, or inferred), its registrations, the plans paying it for
+    the current periods and its scorecards."""
 
     party_id: str
     kind: str
@@ -53,12 +75,14 @@ class PartyOut(BaseModel):
     name: str | None
     plans: list[PlanRef]
     scorecards: list[str]
+    registrations: list[Registration] = Field(description="oldest first; each in force until the next one's day")
 
     @classmethod
-    def of(cls, party_id: str, party: Party, plans: list[Plan], scorecards: list[str]) -> PartyOut:
-        return cls(party_id=party_id, kind=party.kind, role=party.role, manager_id=party.manager_id,
-                   tier=party.tier, name=party.name, plans=[PlanRef.of(plan) for plan in plans],
-                   scorecards=scorecards)
+    def of(cls, party_id: str, party: Party, now: Party, plans: list[Plan], scorecards: list[str]) -> PartyOut:
+        """`now`: the party's attributes in force today."""
+        return cls(party_id=party_id, kind=now.kind, role=now.role, manager_id=now.manager_id,
+                   tier=now.tier, name=now.name, plans=[PlanRef.of(plan) for plan in plans],
+                   scorecards=scorecards, registrations=[Registration.of(r) for r in party.registrations])
 
 
 class PartyMeasures(BaseModel):

@@ -16,16 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.broker.identity import BrokerIdentity
 from services.broker.topics import SETTLEMENTS, inbound_topics
 from services.lifespans import standalone
+from services.plan_routes import router as plans_router
+from services.plans import PlansInForce, serving_plans
 from services.settings import Settings
 from services.settlement.autoclose import closing_automatically
 from services.settlement.closer import Closer
 from services.settlement.routes import router
+from services.store.audit import AuditLog
 from services.store.database import reachable
 from services.store.ledger import LedgerStore
 from services.store.reading import wait_caught_up
 from services.store.settlements import SettlementStore
 from services.web import add_health_check, service_app
-from shared.plans import PlanSet
 from shared.settlement import Settlement
 
 __all__ = ["create_app", "settlement_lifespan"]
@@ -56,9 +58,9 @@ def _announcer(settings: Settings, producer: AIOKafkaProducer) -> Callable[[Sett
 
 
 @asynccontextmanager
-async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSession], plans: PlanSet,
+async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSession], plans: PlansInForce,
                               catch_up: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[None]:
-    """Give the settlement routes a closer and the store on `app.state`.
+    """Give the settlement routes a closer, the store and the audit log on `app.state`.
 
     `catch_up` waits for the ledger; without one, the ledger is watched from here (it runs elsewhere).
     """
@@ -78,6 +80,7 @@ async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSe
                                  settings.close_catch_up_timeout_s, settings.broker_timeout_ms / 1000)
     add_health_check(app, "database", lambda: reachable(sessions))
     app.state.settlements = SettlementStore(sessions)
+    app.state.audit = AuditLog(sessions)
     app.state.clock = getattr(app.state, "clock", _now)
     app.state.closer = Closer(settings, plans, ledger, app.state.settlements, catch_up,
                               _announcer(settings, producer), app.state.clock)
@@ -94,8 +97,13 @@ async def settlement_lifespan(app: FastAPI, sessions: async_sessionmaker[AsyncSe
         await producer.stop()
 
 
-def create_app(settings: Settings, plans: PlanSet) -> FastAPI:
-    """The settlement service alone, on a migrated database, with the ledger running elsewhere."""
+def create_app(settings: Settings, plans: PlansInForce) -> FastAPI:
+    """The settlement service alone, on a migrated database, with the ledger running elsewhere; it watches the
+    plans directory and audits each reload."""
 
-    lifespan = standalone(settings, lambda app, sessions: settlement_lifespan(app, sessions, plans))
-    return service_app("Convergence settlement", settings, lifespan, router)
+    @asynccontextmanager
+    async def inner(app: FastAPI, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+        async with serving_plans(app, plans, sessions), settlement_lifespan(app, sessions, plans):
+            yield
+
+    return service_app("Convergence settlement", settings, standalone(settings, inner), router, plans_router)

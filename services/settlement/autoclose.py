@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 from services.background import running
+from services.plans import PlansInForce
 from services.settlement.closer import Closer
 from shared.periods import Period, ts_of
 from shared.plans import PlanSet
 
-__all__ = ["closing_automatically", "due_periods"]
+__all__ = ["ACTOR", "closing_automatically", "due_periods"]
 
 log = logging.getLogger(__name__)
+ACTOR = "autoclose"
+"""Who closes a period automatically, as its closer and in the audit log."""
 
 
 def due_periods(plans: PlanSet, closed: set[str], now: datetime, grace: timedelta) -> list[Period]:
@@ -34,15 +37,15 @@ def due_periods(plans: PlanSet, closed: set[str], now: datetime, grace: timedelt
 
 
 @contextlib.asynccontextmanager
-async def closing_automatically(closer: Closer, plans: PlanSet, grace: timedelta, clock: Callable[[], datetime],
+async def closing_automatically(closer: Closer, plans: PlansInForce, grace: timedelta, clock: Callable[[], datetime],
                                 every_s: float = 60.0) -> AsyncIterator[None]:
-    """While the block runs, close every due period once a minute."""
+    """While the block runs, close every due period once a minute (of the kinds the plans in force use)."""
 
     async def loop() -> None:
         while True:
-            for period in due_periods(plans, await closer.closed_periods(), clock(), grace):
+            for period in due_periods(plans.current, await closer.closed_periods(), clock(), grace):
                 log.info("closing %s automatically", period)
-                await closer.close(period)
+                await closer.close(period, ACTOR)
             await asyncio.sleep(every_s)
 
     async with running(loop(), "autoclose"):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from services.plans import PlansInForce
 from services.settings import Settings
 from services.settlement.lineage import events_behind
 from services.settlement.metrics import CLOSE_SECONDS
@@ -17,18 +18,21 @@ from services.store.reading import ledger_events
 from services.store.settlements import SettlementStore
 from shared.fold import Conflict, Fold
 from shared.periods import Period
-from shared.plans import PlanSet
 from shared.settlement import Book, Settlement, settlement_from_data, settlement_to_data
 
-__all__ = ["Closer"]
+__all__ = ["Closer", "PeriodNotEnded"]
 
 log = logging.getLogger(__name__)
+
+
+class PeriodNotEnded(ValueError):
+    """A close requested before the end of its period (HTTP 409 `period_not_ended`)."""
 
 
 class Closer:
     """Closes periods one at a time; its fold follows the ledger incrementally between closes."""
 
-    def __init__(self, settings: Settings, plans: PlanSet, ledger: LedgerStore, settlements: SettlementStore,
+    def __init__(self, settings: Settings, plans: PlansInForce, ledger: LedgerStore, settlements: SettlementStore,
                  catch_up: Callable[[], Awaitable[None]], announce: Callable[[Settlement], Awaitable[None]],
                  clock: Callable[[], datetime]) -> None:
         self._settings, self._plans = settings, plans
@@ -43,8 +47,11 @@ class Closer:
         record = await self._settlements.get(period)
         return None if record is None else settlement_from_data(json.loads(record.body))
 
-    async def close(self, period: Period) -> Settlement:
-        """Close `period`, or return its frozen settlement; `CloseRefused` when out of order."""
+    async def close(self, period: Period, actor: str) -> Settlement:
+        """Close `period` as `actor` (a token name), or return its frozen settlement; `PeriodNotEnded` before
+        its end, `CloseRefused` when out of order."""
+        if self._clock() < period.end:
+            raise PeriodNotEnded(f"cannot close {period} before it ends at {period.end.isoformat()}")
         async with self._lock:
             existing = await self.frozen(str(period))
             if existing is not None:
@@ -53,9 +60,10 @@ class Closer:
             await self._catch_up()
             await self._follow_ledger(await self._ledger.last_seq())
             book = Book({r.period: settlement_from_data(json.loads(r.body)) for r in await self._settlements.all()})
-            settlement = book.close(self._fold, self._plans, period, self._clock())
+            await self._plans.refresh()  # what is on disk; refused, it is audited and the plans in force stay
+            settlement = book.close(self._fold, self._plans.current, period, self._clock())
             await self._settlements.save(str(period), settlement.closed_at, settlement.plan_hashes,
-                                         json.dumps(settlement_to_data(settlement)), self._seq)
+                                         json.dumps(settlement_to_data(settlement)), self._seq, closed_by=actor)
             CLOSE_SECONDS.observe(time.perf_counter() - started)
         await self._announce(settlement)
         return settlement

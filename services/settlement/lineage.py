@@ -1,8 +1,9 @@
 """The ledger events behind each line of a frozen statement.
 
 A payout line's events are those ingested by its close that feed the party (or, for a `/team` measure,
-its direct reports) inside a window the line read; a clawback's are the reversals of its order in the
-period; an adjustment's are the events ingested after the corrected period closed, inside its windows.
+its direct reports on the days they report to it) inside a window the line read; a clawback's are the
+reversals of its order in the period; an adjustment's are the events ingested after the corrected period
+closed, inside its windows.
 Lookups (an order's parties, a customer's owners) use the ledger as it is now.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from services.store.ledger import LedgerStore
 from services.store.reading import ledger_events
-from shared.fold import Fold
+from shared.fold import Fold, Span
 from shared.lineage import fed_parties
 from shared.periods import DAY_US, Period, Window
 from shared.settlement import Line, Settlement
@@ -22,20 +23,25 @@ __all__ = ["events_behind"]
 
 @dataclass(frozen=True)
 class _Criterion:
-    """Events with seq in (after, upto], a day in one of `windows`, feeding one of `parties`."""
+    """Events with seq in (after, upto], a day in one of `windows`, feeding one of `parties` or one of the `team`
+    (direct reports, each with the spans of days it reports to the line's party) on such a day."""
 
     after: int
     upto: int
     windows: tuple[Window, ...]
     parties: frozenset[str]
     order_id: str | None = None
+    team: tuple[tuple[str, tuple[Span, ...]], ...] = ()
 
     def admits(self, seq: int, event, fed: set[str]) -> bool:
-        if not self.after < seq <= self.upto or not any(w.contains(event.ts // DAY_US) for w in self.windows):
+        day = event.ts // DAY_US
+        if not self.after < seq <= self.upto or not any(w.contains(day) for w in self.windows):
             return False
         if self.order_id is not None:
             return event.type == "sale.reversed" and event.data.order_id == self.order_id
-        return bool(fed & self.parties)
+        return bool(fed & self.parties) or any(
+            report in fed and any((first is None or first <= day) and (last is None or day < last)
+                                  for first, last in spans) for report, spans in self.team)
 
 
 def _criterion(line: Line, party_id: str, fold: Fold, settled: dict[str, tuple[Settlement, int]],
@@ -51,11 +57,11 @@ def _criterion(line: Line, party_id: str, fold: Fold, settled: dict[str, tuple[S
     read = [label for label in labels if "@" in label]  # "measure@window" or "measure@window/team"
     names = {label.split("@", 1)[1].removesuffix("/team") for label in read} or {"period"}
     parties = {party_id} if not read or any(not label.endswith("/team") for label in read) else set()
-    if any(label.endswith("/team") for label in read):
-        parties |= fold.direct_reports().get(party_id, set())
+    team = tuple((report, tuple(spans)) for report, spans in sorted(fold.direct_reports(party_id).items())
+                 ) if any(label.endswith("/team") for label in read) else ()
     windows = tuple(Window.of(name, which, which.end_ts) for name in sorted(names))
     order_id = line.measures.get("order_id") if line.kind == "clawback" else None
-    return _Criterion(after, upto, windows, frozenset(parties), order_id)
+    return _Criterion(after, upto, windows, frozenset(parties), order_id, team)
 
 
 async def events_behind(party_id: str, period: str, settled: dict[str, tuple[Settlement, int]], fold: Fold,

@@ -1,12 +1,19 @@
-"""Response shapes of the settlement API (SPEC §6), built from the core's frozen statements."""
+"""Request and response shapes of the settlement API (SPEC §5.4, §6), built from the core's frozen statements
+and the store's records."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
 
+from pydantic import BaseModel, Field
+
+from services.store.audit import AuditEntry
+from services.store.settlements import SettlementRecord
+from shared.money import ZERO
 from shared.settlement import Line, Settlement, Statement
 
-__all__ = ["CloseOut", "SettlementOut", "StatementEventsOut", "StatementOut"]
+__all__ = ["AuditOut", "CloseOut", "Detail", "LineRow", "PartyRow", "PayoutsOut", "RejectIn", "SettlementOut",
+           "StatementEventsOut", "StatementOut", "payout_rows"]
 
 
 class LineOut(BaseModel):
@@ -75,25 +82,111 @@ def _totals(settlement: Settlement) -> dict[str, str]:
     return {currency: str(amount) for currency, amount in sorted(settlement.totals.items())}
 
 
-class CloseOut(BaseModel):
+class _Frozen(BaseModel):
+    """What a close and a read of a settlement both answer."""
+
     period: str
     status: str
     statements: list[StatementOut]
     totals: dict[str, str]
 
+
+class CloseOut(_Frozen):
     @classmethod
     def of(cls, settlement: Settlement, status: str) -> CloseOut:
         return cls(period=settlement.period, status=status, statements=_statements(settlement),
                    totals=_totals(settlement))
 
 
-class SettlementOut(CloseOut):
+class ApprovalOut(BaseModel):
+    name: str = Field(description="the approving token's name")
+    at: str
+
+
+class SettlementOut(_Frozen):
+    """`status`: `closed` → `approved` (`approvals_required` distinct names) → `exported`, or `rejected`."""
+
     closed_at: str
     plan_hashes: dict[str, str]
     export_id: str | None = None
+    closed_by: str | None = Field(description="the closing token's name (null: closed before names were recorded)")
+    approvals: list[ApprovalOut] = Field(description="approvals since the close or the last rejection")
+    approvals_required: int
+    rejection_reason: str | None = Field(description="why it was sent back, while it is `rejected`")
+    rejected_by: str | None
+    rejected_at: str | None
 
     @classmethod
-    def of(cls, settlement: Settlement, status: str, export_id: str | None = None) -> SettlementOut:
-        return cls(period=settlement.period, status=status, statements=_statements(settlement),
+    def of(cls, settlement: Settlement, record: SettlementRecord, approvals_required: int) -> SettlementOut:
+        return cls(period=settlement.period, status=record.status.value, statements=_statements(settlement),
                    totals=_totals(settlement), closed_at=settlement.closed_at.isoformat(),
-                   plan_hashes=settlement.plan_hashes, export_id=export_id)
+                   plan_hashes=settlement.plan_hashes, export_id=record.export_id, closed_by=record.closed_by,
+                   approvals=[ApprovalOut(name=a.name, at=a.at.isoformat()) for a in record.approvals],
+                   approvals_required=approvals_required, rejection_reason=record.rejection_reason,
+                   rejected_by=record.rejected_by,
+                   rejected_at=record.rejected_at.isoformat() if record.rejected_at else None)
+
+
+class RejectIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="why it is sent back",
+                        examples=["ae-3's quota is wrong"])
+
+
+Detail = Literal["party", "lines"]
+
+
+class PartyRow(BaseModel):
+    """A party's total in one currency; a negative one is paid as it is and flagged, to hold or recover."""
+
+    party_id: str
+    kind: str
+    currency: str
+    total: str
+    negative: bool
+
+
+class LineRow(BaseModel):
+    """One statement line; `line_kind` is `payout`, `clawback` or `adjustment` (which `corrects` a period)."""
+
+    party_id: str
+    kind: str
+    currency: str
+    plan: str
+    component: str
+    line_kind: str
+    corrects: str | None
+    amount: str
+
+
+def payout_rows(settlement: Settlement, currency: str, detail: Detail) -> list[PartyRow] | list[LineRow]:
+    """The rows of a payroll pull: only what is in `currency`, per party (default) or per statement line."""
+    statements = [statement for _, statement in sorted(settlement.statements.items())]
+    if detail == "lines":
+        return [LineRow(party_id=s.party_id, kind=s.kind, currency=line.currency, plan=line.plan,
+                        component=line.component, line_kind=line.kind, corrects=line.corrects,
+                        amount=str(line.amount))
+                for s in statements for line in s.lines if line.currency == currency]
+    rows = []
+    for statement in statements:
+        total = statement.totals.get(currency)
+        if total is not None:
+            rows.append(PartyRow(party_id=statement.party_id, kind=statement.kind, currency=currency,
+                                 total=str(total), negative=total < ZERO))
+    return rows
+
+
+class PayoutsOut(BaseModel):
+    """A payroll pull: `rows` are `PartyRow`s, or `LineRow`s with `detail=lines`, all in `currency`."""
+
+    period: str
+    status: str = Field(description="the settlement's status after this pull")
+    export_id: str | None
+    currency: str
+    rows: list[PartyRow] | list[LineRow]
+
+
+class AuditOut(BaseModel):
+    """A page of the audit log, oldest first; `next_after` is the `after` of the next page (null: no more)."""
+
+    items: list[AuditEntry]
+    next_after: int | None

@@ -1,5 +1,5 @@
 """The relational schema: the event ledger, consumer positions, the relay's cursors, dead letters, the
-processor's partitions and settlements."""
+processor's partitions, settlements and the audit log."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 from sqlalchemy import BigInteger, DateTime, Integer, Table, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ConsumerPosition", "DeadLetter", "LedgerEvent", "ProcessorOutbox", "ProcessorPartition",
-           "ProcessorRecord", "RelayCursor", "Settlement", "UtcDateTime"]
+__all__ = ["AuditRecord", "Base", "ConsumerPosition", "DeadLetter", "LedgerEvent", "ProcessorOutbox",
+           "ProcessorPartition", "ProcessorRecord", "RelayCursor", "Settlement", "UtcDateTime"]
 
 SEQ = BigInteger().with_variant(Integer, "sqlite")  # only INTEGER PRIMARY KEY autoincrements in SQLite
 
@@ -146,7 +146,11 @@ class ProcessorOutbox(Base):
 
 
 class Settlement(Base):
-    """A closed period: its frozen statements (never updated) and its approval and export status."""
+    """A closed period: its frozen statements (never updated) and its approval and export status.
+
+    `approvals`: JSON [{name, at}] of the distinct token names approving since the close or the last rejection;
+    `revision` grows by one per change of status, so that each change is one conditional UPDATE.
+    """
 
     __tablename__ = "settlements"
 
@@ -159,3 +163,23 @@ class Settlement(Base):
     plan_hashes: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     event_seq: Mapped[int] = mapped_column(BigInteger)
+    closed_by: Mapped[str | None]
+    approvals: Mapped[str] = mapped_column(Text, default="[]")
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    rejected_by: Mapped[str | None]
+    rejected_at: Mapped[datetime | None]
+    revision: Mapped[int] = mapped_column(default=0)
+
+
+class AuditRecord(Base):
+    """One entry of the append-only audit log (SPEC §5.4): nothing updates or deletes a row."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str]
+    action: Mapped[str]
+    period: Mapped[str | None] = mapped_column(index=True)
+    content_hash: Mapped[str | None]
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -1,8 +1,8 @@
 """Freshness under load: how long an event accepted by `POST /v1/events` takes to show in a live scorecard.
 
-    python -m tests.benchmarks.bench_freshness [--rate 2000] [--seconds 30]
+    python -m tests.benchmarks.bench_freshness [--rate 2000] [--seconds 30] [--workers 1]
 
-Starts the real system (`convergence up`: embedded broker, SQLite, processor, API), sends a steady
+Starts the real system (`convergence up`: embedded broker, SQLite, `--workers` processor workers, API), sends a steady
 simulated stream at `--rate` events/s in batches every 100 ms, each batch carrying one probe sale of 1.00
 for a probe account executive, and polls that party's scorecard: the latency of a batch is the time
 from its 202 to the first scorecard whose net revenue counts it.
@@ -24,9 +24,9 @@ from pathlib import Path
 import httpx
 
 from services.demo.simulator import roster, stream
+from services.plan_files import DEFAULT_PLANS_DIR
 from tests.support.system import running_system
 
-PLANS = Path(__file__).resolve().parents[2] / "deploy" / "plans"
 PROBE = "probe-ae"
 TICK_S = 0.1
 CUSTOMERS = 20_000  # a business sending 2 000 events/s has many customers, each with a short history
@@ -93,12 +93,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--workers", type=int, default=1, help="processor workers (one consumer group)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, running_system(Path(tmp), PLANS) as system:
+    with (tempfile.TemporaryDirectory() as tmp,
+          running_system(Path(tmp), DEFAULT_PLANS_DIR, workers=args.workers) as system):
         latencies, sent = asyncio.run(_run(system.base_url, system.token, args.rate, args.seconds))
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-    print(f"sent {sent:,.0f} events/s for {args.seconds:.0f} s ({len(latencies)} probed batches)")
+    print(f"sent {sent:,.0f} events/s for {args.seconds:.0f} s to {args.workers} processor worker(s) "
+          f"({len(latencies)} probed batches)")
     print(f"freshness p50 {statistics.median(latencies) * 1000:,.0f} ms  p99 {p99 * 1000:,.0f} ms  "
           f"max {latencies[-1] * 1000:,.0f} ms")
 

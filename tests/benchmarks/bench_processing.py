@@ -36,7 +36,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import signal
 import tempfile
 import time
 from collections import defaultdict
@@ -55,13 +54,16 @@ from sqlalchemy import select
 from services.broker.batches import Message, send_batched
 from services.broker.binding import encode
 from services.broker.embedded import embedded_broker, free_port
+from services.broker.identity import BrokerIdentity
 from services.broker.topics import ensure_topics, inbound_topic, inbound_topics
 from services.ledger.relay import Relay
 from services.ledger.rows import event_row
+from services.processor.partitions import Partition
 from services.processor.transport import ProcessorApp
 from services.settings import Settings
 from services.store.database import opened_database
 from services.store.ledger import LedgerStore
+from services.store.processing import ProcessorStore
 from services.store.reading import fetch_end_offsets
 from services.store.tables import ProcessorPartition
 from services.supervisor import Child, settings_env
@@ -244,7 +246,9 @@ async def empty_faust_agent(settings: Settings, ends: Ends, tmp: Path, timeout_s
 async def _workers(settings: Settings, count: int, tmp: Path, logs: Path) -> AsyncIterator[list[Child]]:
     """`count` processes of `convergence processor`, each restarted when it exits (as `convergence up` does
     with its processor), all killed on exit; the output of worker i in `logs`/worker-i.log. Each has its own
-    data directory and web port; they share one database (the configured one, or a new SQLite file)."""
+    data directory and web port; they share one database (the configured one, or a new SQLite file). They are
+    stopped with SIGTERM and leave the group: the partitions of a killed worker wait for its session to lapse
+    (10 s) before the next worker is given them, which would count in the restart's figure."""
     logs.mkdir(parents=True, exist_ok=True)
     tmp.mkdir(parents=True, exist_ok=True)
     database = settings.database_url or settings.model_copy(update={"data_dir": tmp}).resolved_database_url
@@ -254,7 +258,7 @@ async def _workers(settings: Settings, count: int, tmp: Path, logs: Path) -> Asy
         own = settings.model_copy(update={"data_dir": tmp / f"worker-{number}", "processor_web_port": free_port(),
                                           "database_url": database})
         children.append(Child(f"processor {number}", [CONVERGENCE, "processor"], settings_env(own),
-                              stop_signal=signal.SIGKILL, output=logs / f"worker-{number}.log"))
+                              output=logs / f"worker-{number}.log"))
     runs = [asyncio.create_task(child.run()) for child in children]
     try:
         yield children
@@ -296,6 +300,43 @@ async def _checkpointed(sessions, last_seq: int, partitions: int, progress: Prog
         await asyncio.sleep(POLL_S)
 
 
+RESTART_EVENT = {"specversion": "1.0", "id": "restart-1", "source": "bench", "type": "service.case_resolved",
+                 "time": "2026-06-30T12:00:00Z",
+                 "data": {"case_id": "k-restart", "customer_id": "cust-0", "resolver_id": "agent-0",
+                          "first_contact": True}}
+
+
+async def restart(settings: Settings, last_seq: int, tmp: Path, args: argparse.Namespace) -> dict:
+    """One worker started on the state a run left, timed to its first event folded in every partition; and the
+    time to load every partition's state in this process."""
+    async with opened_database(settings.resolved_database_url) as sessions:
+        identity = BrokerIdentity(settings)
+        try:
+            epoch = await identity.read()
+        finally:
+            await identity.stop()
+        if epoch is None:
+            raise RuntimeError("the broker has no identity")
+        store, started = ProcessorStore(sessions), time.monotonic()
+        records = 0
+        for number in range(settings.partitions):
+            state = await store.load(epoch, number)
+            records += len(state.records)
+            Partition.loaded(settings, epoch, number, settings.partitions, state)
+        load_s = time.monotonic() - started
+    extra = parse_event(RESTART_EVENT)
+    if await publish_ledger(settings, [(extra, json.dumps(RESTART_EVENT))]) != last_seq + 1:
+        raise RuntimeError("the restart's event did not reach the ledger")
+    progress = Progress(time.monotonic())
+    async with (_workers(settings, 1, tmp, LOGS / "restart") as children,
+                opened_database(settings.resolved_database_url) as sessions):
+        caught_up = await _checkpointed(sessions, last_seq + 1, settings.partitions, progress, args.timeout,
+                                        args.stall)
+        restarts = sum(child.restarts for child in children)
+    return {"startup_s": progress.figures()["seconds"], "load_s": load_s, "records": records,
+            "caught_up": caught_up, "restarts": restarts}
+
+
 async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
     started = time.monotonic()
     messages, events = _messages(args.events, args.customers)
@@ -327,10 +368,13 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
             if not figures["caught_up"]:
                 print(f"{name}: not caught up, {figures['events']:,} of {total:,} events committed; logs in "
                       f"{LOGS / f'processor-{count}'}")
+        last = args.workers[-1]
+        print("restart with state…")
+        results["restart, 1 worker"] = await restart(settings[last], last_seqs[last], tmp / "restart", args)
     return results
 
 
-CELLS = (("startup_s", "{:.1f}"), ("seconds", "{:.1f}"), ("events_per_s", "{:,.0f}"),
+CELLS = (("startup_s", "{:.1f}"), ("load_s", "{:.1f}"), ("seconds", "{:.1f}"), ("events_per_s", "{:,.0f}"),
          ("vs_bare_consumer", "{:.2f}"), ("vs_empty_faust_agent", "{:.2f}"), ("restarts", "{}"))
 
 
@@ -341,19 +385,19 @@ def _cell(value: float | None, form: str) -> str:
 def _report(args: argparse.Namespace, results: dict[str, dict]) -> dict:
     bare, empty = results["bare consumer"]["events_per_s"], results["empty Faust agent"]["events_per_s"]
     for figures in results.values():
-        if figures.get("caught_up") and figures["events_per_s"]:
+        if figures.get("caught_up") and figures.get("events_per_s"):
             figures["vs_bare_consumer"] = figures["events_per_s"] / bare
             figures["vs_empty_faust_agent"] = figures["events_per_s"] / empty
     table = Table(title=f"{args.events:,} events, {args.partitions} partitions per inbound topic",
                   caption="ratios: the processor's events/s over the baseline's, in this run")
     table.add_column("")
-    for column in ("start-up s", "total s", "events/s", "/ bare consumer", "/ empty Faust agent", "restarts",
-                   "caught up"):
+    for column in ("start-up s", "state load s", "total s", "events/s", "/ bare consumer", "/ empty Faust agent",
+                   "restarts", "caught up"):
         table.add_column(column, justify="right")
     for name, figures in results.items():
         caught_up = figures.get("caught_up")
-        table.add_row(name, *(_cell(figures.get(key), form) for key, form in CELLS),
-                      "" if caught_up is None else "yes" if caught_up else f"{figures['events']:,} of {args.events:,}")
+        done = "" if caught_up is None else "yes" if caught_up else f"{figures.get('events', 0):,} of {args.events:,}"
+        table.add_row(name, *(_cell(figures.get(key), form) for key, form in CELLS), done)
     console = Console()
     console.width = max(console.width, 120)
     console.print(table)

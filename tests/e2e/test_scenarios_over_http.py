@@ -14,16 +14,22 @@ from tests.support.system import running_system
 pytestmark = pytest.mark.e2e
 
 
-async def _run_story(name: str, database: str, tmp_path: Path) -> None:
+async def _run_story(name: str, database: str, tmp_path: Path, workers: int = 1) -> None:
     scenario = load_scenario(name)
     async for url in database_urls(database, tmp_path):
-        with running_system(tmp_path, scenario.plans_dir, url) as system:
+        with running_system(tmp_path, scenario.plans_dir, url, workers) as system:
             await run_story(system, scenario)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 async def test_small_story_pays_every_statement_to_the_cent(database: str, tmp_path: Path) -> None:
     await _run_story("small", database, tmp_path)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_reorg_story_pays_every_statement_to_the_cent(database: str, workers: int, tmp_path: Path) -> None:
+    await _run_story("reorg", database, tmp_path, workers)
 
 
 @pytest.mark.slow

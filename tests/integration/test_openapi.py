@@ -15,7 +15,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -29,13 +28,13 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from services.api import create_api
 from services.auth import SCOPES, create_token
-from services.plan_files import load_plans
+from services.plan_files import DEFAULT_PLANS_DIR
+from services.plans import PlansInForce
 from services.settings import Settings
 
 pytestmark = [pytest.mark.integration,  # Schemathesis' own strategies draw from `random`, seeded by Hypothesis:
               pytest.mark.filterwarnings("ignore:Do not use the `random` module:FutureWarning")]
 
-PLANS = Path(__file__).parents[2] / "deploy" / "plans"
 MAX_EXAMPLES = 30
 PHASES = (Phase.explicit, Phase.generate)  # no shrinking: a failure is reported as found, quickly
 # Where a schema-valid request can still be refused, with a declared status, by a rule no JSON Schema states:
@@ -49,7 +48,9 @@ SUCCEEDING = {"GET /healthz", "GET /metrics", "POST /v1/events", "GET /v1/dead-l
               "GET /v1/leaderboards/{scorecard}", "POST /v1/periods/{period}/close", "GET /v1/settlements/{period}",
               "GET /v1/settlements/{period}/statements/{party_id}",
               "GET /v1/settlements/{period}/statements/{party_id}/events", "POST /v1/settlements/{period}/approve",
-              "GET /v1/settlements/{period}/payouts.csv"}
+              "GET /v1/settlements/{period}/payouts.csv", "GET /v1/plans", "GET /v1/plans/errors",
+              "POST /v1/plans/reload", "POST /v1/settlements/{period}/reject",
+              "GET /v1/settlements/{period}/payouts.json", "GET /v1/audit"}
 
 
 def _event(event_id: str, event_type: str, time: str, data: dict) -> dict:
@@ -70,7 +71,7 @@ def api(broker_settings: Settings) -> Iterator[tuple[OpenApiSchema, dict[str, st
     """The schema, loaded from the running app, and the admin token's headers; the app stops afterwards."""
     settings = broker_settings.model_copy(update={"close_catch_up_timeout_s": 10.0, "broker_timeout_ms": 2000})
     auth = {"Authorization": f"Bearer {create_token(settings.resolved_tokens_file, SCOPES, name='admin')}"}
-    app = create_api(settings, load_plans(PLANS))
+    app = create_api(settings, PlansInForce.load(DEFAULT_PLANS_DIR))
     try:
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)  # starts the app
         # Every request carries the token (the ignored_auth check also sends each one without it); unknown query

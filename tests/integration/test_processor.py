@@ -39,12 +39,12 @@ from tests.support.scenarios import load_scenario
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 120  # a fresh Faust worker needs a few seconds to join its group; a killed one's session lapses in 10
-PERIOD = Period.parse("2026-03")
+MARCH = Period.parse("2026-03")  # the small story's
 
 
-def scenario_events() -> list[dict]:
-    """The small scenario's events, plus a sale that reuses an order id (a conflict), in arrival order."""
-    raws = [json.loads(line) for line in load_scenario("small").steps_path.read_text().splitlines() if line]
+def scenario_events(name: str = "small") -> list[dict]:
+    """A scenario's events, plus a sale that reuses an order id (a conflict), in arrival order."""
+    raws = [json.loads(line) for line in load_scenario(name).steps_path.read_text().splitlines() if line]
     events = [raw for raw in raws if "action" not in raw]
     first_sale = next(raw for raw in events if raw["type"] == "sale.closed")
     return [*events, {**first_sale, "id": "conflict-1"}]
@@ -66,9 +66,11 @@ def reference_fold(raws: list[dict]) -> tuple[Fold, Counter[str]]:
     return fold, rejected
 
 
-def measures_of(fold: Fold) -> dict[str, dict[str, Decimal | None]]:
-    view = MeasureView(fold, PERIOD, PERIOD.end_ts)
-    return {party: view.measures(party)[0] for party in fold.parties}
+def measures_of(fold: Fold, period: Period = MARCH) -> dict[str, dict[str, Decimal | None]]:
+    """Every party's measures, and its team's (which read the parties' registrations), over `period`."""
+    view = MeasureView(fold, period, period.end_ts)
+    return {f"{party}/{scope}": view.measures(party, scope=scope)[0] for party in fold.parties
+            for scope in ("self", "team")}
 
 
 async def publish(settings: Settings, raws: list[dict]) -> None:
@@ -163,17 +165,21 @@ def as_decimals(values: dict[str, str | None]) -> dict[str, Decimal | None]:
     return {name: None if value is None else Decimal(value) for name, value in values.items()}
 
 
-def caught_up_with(measures: Reader, expected: dict) -> Callable[[], Awaitable[bool]]:
+def caught_up_with(measures: Reader, expected: dict, period: Period = MARCH) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:  # polled: Tansu's end offsets cannot tell when a topic is read
         await measures.poll()
-        return measures_of(measures.fold()) == expected
+        return measures_of(measures.fold(), period) == expected
     return check
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize(("name", "workers"), [
+    ("small", 1), ("small", 2), ("small", 3), ("reorg", 1), ("reorg", 2), ("reorg", 3),
+    pytest.param("quarter", 2, marks=pytest.mark.slow)])
 async def test_workers_together_publish_the_reference_measures_and_dead_letter_conflicts(
-        settings: Settings, start_processor: Callable[[], Processor], workers: int) -> None:
-    raws = scenario_events()
+        settings: Settings, start_processor: Callable[[], Processor], name: str, workers: int) -> None:
+    scenario = load_scenario(name)
+    period = Period.parse(scenario.expected["measures"]["period"])
+    raws = scenario_events(name)
     reference, rejected = reference_fold(raws)
     conflicts = rejected["conflict"]  # what the processor refuses: invalid events never reach the ledger
     await publish(settings, raws)
@@ -183,16 +189,18 @@ async def test_workers_together_publish_the_reference_measures_and_dead_letter_c
 
         async def done() -> bool:
             await dead.poll()
-            return await caught_up_with(measures, measures_of(reference))() and len(dead.records) >= conflicts
+            return (await caught_up_with(measures, measures_of(reference, period), period)()
+                    and len(dead.records) >= conflicts)
 
         await wait_for(done, "the reference measures and every dead letter")
     finally:
         await measures.consumer.stop()
         await dead.consumer.stop()
 
-    mine = measures_of(measures.fold())
-    for party, values in load_scenario("small").expected["measures"]["parties"].items():
-        assert as_decimals({name: render(mine[party][name]) for name in values}) == as_decimals(values), party
+    mine = measures_of(measures.fold(), period)
+    for party, values in scenario.expected["measures"]["parties"].items():
+        assert as_decimals({measure: render(mine[f"{party}/self"][measure]) for measure in values}
+                           ) == as_decimals(values), party
     reasons = [dict(record.headers)["error"].decode() for record in dead.records]
     assert Counter(reason.split(":", 1)[0] for reason in reasons) == {"conflict": conflicts}, reasons
     metrics = [httpx.get(f"http://127.0.0.1:{p.web_port}/metrics").text for p in processors]

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.broker.topics import MEASURES, ensure_topics
+from services.plans import PlansInForce
 from services.query.app import create_app
 from services.query.deps import get_now
 from services.query.read_model import ReadModel
@@ -22,17 +23,18 @@ from shared.fold import Fold
 from shared.snapshot import record_keys
 from tests.support.events import registered, sale
 from tests.support.folds import fold_of
-from tests.support.plans import plan_set
+from tests.support.plans import plan_set, plans_dir
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
-PLANS = plan_set("""
+PLAN = """
 plan: ae-flat
 applies_to: {kind: workforce}
 components:
   - {name: commission, type: rate, base: net_revenue, rate: 0.1}
-""")
+"""
+PLANS = plan_set(PLAN)
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ async def publish(producer: AIOKafkaProducer, settings: Settings, fold: Fold,
 @asynccontextmanager
 async def running_query(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The query service alone, its lifespan started, its clock pinned to `NOW`."""
-    app = create_app(settings, PLANS)
+    app = create_app(settings, PlansInForce.load(plans_dir(settings.data_dir / "plans", PLAN)))
     app.dependency_overrides[get_now] = lambda: NOW
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport,

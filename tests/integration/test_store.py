@@ -178,7 +178,7 @@ async def test_a_saved_settlement_reads_back_with_its_times_in_utc(sessions) -> 
     store = SettlementStore(sessions)
     closed_at = datetime(2026, 4, 1, 2, 0, tzinfo=timezone(timedelta(hours=2)))
 
-    saved = await store.save("2026-03", closed_at, {"reps": "abc"}, '{"statements": []}', 42)
+    saved = await store.save("2026-03", closed_at, {"reps": "abc"}, '{"statements": []}', 42, closed_by="alice")
 
     assert saved == await store.get("2026-03")
     assert (saved.period, saved.status, saved.plan_hashes, saved.body, saved.event_seq) == (
@@ -190,27 +190,28 @@ async def test_a_saved_settlement_reads_back_with_its_times_in_utc(sessions) -> 
 
 async def test_saving_a_closed_period_again_keeps_the_frozen_body(sessions) -> None:
     store = SettlementStore(sessions)
-    first = await store.save("2026-03", T0, {"reps": "abc"}, '{"total": "1.00"}', 1)
+    first = await store.save("2026-03", T0, {"reps": "abc"}, '{"total": "1.00"}', 1, closed_by="alice")
 
-    again = await store.save("2026-03", T0 + timedelta(days=1), {"reps": "xyz"}, '{"total": "9.99"}', 7)
+    again = await store.save("2026-03", T0 + timedelta(days=1), {"reps": "xyz"}, '{"total": "9.99"}', 7,
+                             closed_by="alice")
 
     assert again == first == await store.get("2026-03")
 
 
 async def test_a_settlement_is_approved_then_exported_once(sessions) -> None:
     store = SettlementStore(sessions)
-    await store.save("2026-03", T0, {}, "{}", 1)
+    await store.save("2026-03", T0, {}, "{}", 1, closed_by="alice")
     with pytest.raises(SettlementStateError):
-        await store.mark_exported("2026-03", "x-0", T0)
+        await store.mark_exported("2026-03", "x-0", T0, by="payroll")
 
-    approved = await store.approve("2026-03", T0 + timedelta(hours=1))
-    exported = await store.mark_exported("2026-03", "x-1", T0 + timedelta(hours=2))
-    pulled_again = await store.mark_exported("2026-03", "x-2", T0 + timedelta(hours=3))
+    approved = await store.approve("2026-03", T0 + timedelta(hours=1), by="bob")
+    exported = await store.mark_exported("2026-03", "x-1", T0 + timedelta(hours=2), by="payroll")
+    pulled_again = await store.mark_exported("2026-03", "x-2", T0 + timedelta(hours=3), by="payroll")
 
     assert (approved.status, approved.approved_at) == ("approved", T0 + timedelta(hours=1))
     assert (exported.status, exported.export_id, exported.exported_at) == (
         "exported", "x-1", T0 + timedelta(hours=2))
-    assert pulled_again == exported == await store.approve("2026-03", T0 + timedelta(hours=4))
+    assert pulled_again == exported == await store.approve("2026-03", T0 + timedelta(hours=4), by="bob")
     assert exported.body == "{}"
 
 
@@ -218,14 +219,14 @@ async def test_transitions_of_an_unclosed_period_are_refused(sessions) -> None:
     store = SettlementStore(sessions)
 
     with pytest.raises(SettlementStateError):
-        await store.approve("2026-03", T0)
+        await store.approve("2026-03", T0, by="bob")
     with pytest.raises(SettlementStateError):
-        await store.mark_exported("2026-03", "x-1", T0)
+        await store.mark_exported("2026-03", "x-1", T0, by="payroll")
 
 
 async def test_all_lists_settlements_by_period(sessions) -> None:
     store = SettlementStore(sessions)
     for period in ("2026-05", "2026-03", "2026-04"):
-        await store.save(period, T0, {}, "{}", 1)
+        await store.save(period, T0, {}, "{}", 1, closed_by="alice")
 
     assert [record.period for record in await store.all()] == ["2026-03", "2026-04", "2026-05"]

@@ -1,15 +1,16 @@
-"""Plans from YAML text held in the test (no files), and what they pay."""
+"""Plans from YAML text held in the test (no files, or written to a directory), and what they pay."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from shared.fold import Fold
 from shared.payouts import MeasureView, evaluate
 from shared.periods import Period
 from shared.plans import Plan, PlanSet, parse_plans
 
-__all__ = ["COMMISSION", "pay", "plan_of", "plan_set"]
+__all__ = ["COMMISSION", "pay", "plan_of", "plan_set", "plans_dir"]
 
 # SPEC §4's commission: marginal bands on net revenue against a quota of 100 000
 COMMISSION = """
@@ -28,6 +29,14 @@ components:
 def plan_set(*documents: str) -> PlanSet:
     """A `PlanSet` from YAML documents, one file each (`plan-0.yaml`, `plan-1.yaml`, …)."""
     return parse_plans({f"plan-{i}.yaml": text for i, text in enumerate(documents)})
+
+
+def plans_dir(directory: Path, *documents: str) -> Path:
+    """`directory` holding YAML documents, one file each (`plan-0.yaml`, … as `plan_set` names them)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(documents):
+        (directory / f"plan-{i}.yaml").write_text(text)
+    return directory
 
 
 def plan_of(document: str) -> Plan:

@@ -14,7 +14,7 @@ import pytest
 
 __all__ = ["SCENARIOS", "Scenario", "assert_matches_expected", "load_scenario", "scenarios_dir"]
 
-SCENARIOS = ("small", "quarter")
+SCENARIOS = ("small", "quarter", "reorg")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_REPORTED = 25
 

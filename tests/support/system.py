@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ class System:
     tokens file and print none, and the same token keeps working.
     """
 
-    def __init__(self, tmp: Path, plans_dir: Path, database_url: str | None = None) -> None:
+    def __init__(self, tmp: Path, plans_dir: Path, database_url: str | None = None, workers: int = 1) -> None:
         self.tmp = tmp
         api_port, kafka_port = free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{api_port}"
@@ -60,8 +61,8 @@ class System:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CONVERGENCE_")}
         self.env.update({"CONVERGENCE_DATA_DIR": str(tmp / "data"), "CONVERGENCE_PLANS_DIR": str(plans_dir),
                          "CONVERGENCE_API_PORT": str(api_port), "CONVERGENCE_EMBEDDED_KAFKA_PORT": str(kafka_port),
-                         "CONVERGENCE_PROCESSOR_WEB_PORT": str(free_port()),
-                         "PYTHONUNBUFFERED": "1"})
+                         "CONVERGENCE_PROCESSOR_WEB_PORT": str(_free_ports(workers)),
+                         "CONVERGENCE_PROCESSOR_WORKERS": str(workers), "PYTHONUNBUFFERED": "1"})
         if database_url:
             self.env["CONVERGENCE_DATABASE_URL"] = database_url
         self.starts = 0
@@ -171,10 +172,29 @@ def _wait_healthy(base_url: str, process: subprocess.Popen, log: Path, deadline:
     raise TimeoutError(f"not healthy in time:\n{log.read_text()[-LOG_TAIL:]}")
 
 
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (the processor workers' web ports)."""
+    while True:
+        first = free_port()
+        if all(_is_free(first + number) for number in range(1, count)):
+            return first
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @contextmanager
-def running_system(tmp: Path, plans_dir: Path, database_url: str | None = None) -> Iterator[System]:
-    """Start `convergence up`, wait until `/healthz` answers 200, and stop it with Ctrl-C afterwards."""
-    system = System(tmp, plans_dir, database_url)
+def running_system(tmp: Path, plans_dir: Path, database_url: str | None = None, workers: int = 1
+                   ) -> Iterator[System]:
+    """Start `convergence up` (with `workers` processor workers), wait until `/healthz` answers 200, and stop it
+    with Ctrl-C afterwards."""
+    system = System(tmp, plans_dir, database_url, workers)
     try:
         system.start()
         yield system

@@ -17,14 +17,16 @@ import services.auth
 from services.auth import (
     SCOPES,
     Grant,
+    create_audited_token,
     create_token,
-    ensure_default_tokens,
     grant_of,
     granted_scopes,
     require,
     token_name,
 )
 from services.settings import Settings
+from services.store.audit import AuditLog
+from services.store.database import opened_database
 from services.web import install_error_handlers
 
 
@@ -47,13 +49,16 @@ def test_granted_scopes_knows_each_token_and_no_other(tmp_path: Path) -> None:
     assert granted_scopes(tmp_path / "missing.json", writer) is None
 
 
-def test_default_tokens_are_created_once_with_every_scope(tmp_path: Path) -> None:
-    path = tmp_path / "tokens.json"
-    token = ensure_default_tokens(path)
-    assert token is not None
-    assert granted_scopes(path, token) == set(SCOPES)
-    assert token_name(path, token) == "admin"
-    assert ensure_default_tokens(path) is None
+async def test_an_audited_token_is_recorded_in_the_audit_log_then_stored(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    token, entry = await create_audited_token(settings, SCOPES, "admin", actor="up")
+    path = settings.resolved_tokens_file
+    assert (granted_scopes(path, token), token_name(path, token)) == (set(SCOPES), "admin")
+    async with opened_database(settings.resolved_database_url) as sessions:
+        [logged] = await AuditLog(sessions).entries()
+    assert (logged.actor, logged.action, logged.detail) == ("up", "token.create",
+                                                            {"name": "admin", "scopes": entry["scopes"]})
+    assert entry["sha256"] not in json.dumps(logged.detail)
 
 
 def mode(path: Path) -> int:

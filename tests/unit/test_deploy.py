@@ -150,7 +150,7 @@ def test_dockerfile_runs_convergence_as_a_non_root_user_with_the_example_plans()
     assert final.startswith("python:3.11-slim")
     assert 'ENTRYPOINT ["convergence"]' in final
     assert re.search(r"^USER (?!root\b)\S+", final, re.MULTILINE)
-    assert "COPY deploy/plans /etc/convergence/plans" in final
+    assert "COPY services/default_plans /etc/convergence/plans" in final
     env = dict(re.findall(r"(CONVERGENCE_\w+)=(\S+)", final))
     assert env["CONVERGENCE_PLANS_DIR"] == "/etc/convergence/plans"
     assert env["CONVERGENCE_API_HOST"] == "0.0.0.0"

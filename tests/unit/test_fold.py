@@ -9,6 +9,7 @@ import pytest
 
 from shared.fold import Conflict
 from shared.measures import COUNTS, RATIOS, SUMS
+from shared.periods import DAY_US, Period
 from shared.snapshot import encode_fold
 from tests.support import folds
 from tests.support.events import (
@@ -90,6 +91,74 @@ def test_an_older_registration_arriving_late_does_not_replace_the_newer_one() ->
     fold = fold_of([registered("ae-1", role="manager", time="2026-02-01"),
                     registered("ae-1", role="account_executive", time="2026-01-01")])
     assert fold.parties["ae-1"].role == "manager"
+
+
+# ---- effective-dated attributes (SPEC §2.3) ----------------------------------------------------------------
+
+def day(text: str) -> int:
+    return Period.parse(text[:7]).start_ts // DAY_US + int(text[8:10]) - 1
+
+
+def test_each_registration_is_in_force_from_its_utc_day_until_the_next_ones() -> None:
+    fold = fold_of([registered("ae-1", role="account_executive", time="2026-02-15T23:30:00+00:00"),
+                    registered("ae-1", role="manager", time="2026-03-01T08:00:00+09:00"),   # 28 Feb, UTC
+                    registered("ae-1", role="director", time="2026-03-10T12:00:00Z")])
+    party = fold.parties["ae-1"]
+    roles = {when: party.on(day(when)).role for when in
+             ("2025-12-31", "2026-02-15", "2026-02-27", "2026-02-28", "2026-03-09", "2026-03-10", "2030-01-01")}
+    assert roles == {"2025-12-31": "account_executive",  # before the first: the first's
+                     "2026-02-15": "account_executive", "2026-02-27": "account_executive",
+                     "2026-02-28": "manager", "2026-03-09": "manager", "2026-03-10": "director",
+                     "2030-01-01": "director"}
+    assert party.role == "director"  # the latest
+
+
+def test_of_two_registrations_on_one_day_the_later_holds_the_whole_day() -> None:
+    fold = fold_of([registered("ae-1", manager_id="mgr-2", time="2026-02-15T18:00:00Z"),
+                    registered("ae-1", manager_id="mgr-1", time="2026-02-01"),
+                    registered("ae-1", manager_id="mgr-3", time="2026-02-15T06:00:00Z")])
+    party = fold.parties["ae-1"]
+    assert [party.on(day(d)).manager_id for d in ("2026-02-14", "2026-02-15", "2026-02-16")] == [
+        "mgr-1", "mgr-2", "mgr-2"]
+    assert party.days_under("mgr-3") == []
+    assert party.days_under("mgr-1") == [(None, day("2026-02-15"))]
+
+
+def test_a_registration_replaces_every_attribute() -> None:
+    fold = fold_of([registered("ae-1", manager_id="mgr-1", tier="gold", name="Ada", time="2026-01-01"),
+                    registered("ae-1", time="2026-02-01")])
+    now = fold.parties["ae-1"].on(day("2026-02-02"))
+    assert (now.manager_id, now.tier, now.name) == (None, None, None)
+
+
+def test_a_rep_moving_managers_rolls_up_to_each_on_its_own_days() -> None:
+    """r1 moves from mgr-1 to mgr-2 on 15 February, the move arriving after every sale."""
+    fold = fold_of([registered("ae-1", manager_id="mgr-1", time="2025-06-01"),
+                    sale("o-1", "2026-01-20", "4000"), sale("o-2", "2026-02-10", "1000"),
+                    sale("o-3", "2026-02-15T01:00:00Z", "500"), sale("o-4", "2026-02-20", "200"),
+                    registered("ae-1", manager_id="mgr-2", time="2026-02-15T13:00:00Z")])
+    old, new = team_measures(fold, "mgr-1", "2026-02"), team_measures(fold, "mgr-2", "2026-02")
+    assert (old["revenue"], old["deals"], new["revenue"], new["deals"]) == (1000, 1, 700, 2)
+    assert team_measures(fold, "mgr-1", "2026-01")["revenue"] == 4000  # January stays mgr-1's
+    assert team_measures(fold, "mgr-2", "2026-01")["revenue"] == 0
+    assert team_measures(fold, "mgr-1", "2026-Q1", "90d")["revenue"] == 5000  # every window splits on the day
+    assert measures(fold, "ae-1", "2026-02")["revenue"] == 1700  # the rep's own measures do not change
+
+
+def test_a_reports_reversal_counts_on_its_own_day_for_the_manager_then() -> None:
+    fold = fold_of([registered("ae-1", manager_id="mgr-1", time="2025-06-01"),
+                    registered("ae-1", manager_id="mgr-2", time="2026-02-15"),
+                    sale("o-1", "2026-02-10", "1000"), reversal("o-1", "2026-02-20", "100")])
+    old, new = team_measures(fold, "mgr-1", "2026-02"), team_measures(fold, "mgr-2", "2026-02")
+    assert pick(old, "revenue", "reversed", "net_revenue") == (1000, 0, 1000)
+    assert pick(new, "revenue", "reversed", "net_revenue") == (0, 100, -100)
+
+
+def test_a_party_seen_before_its_registration_takes_the_first_registration_back_to_the_start() -> None:
+    fold = fold_of([sale("o-1", "2025-11-03", "300"), registered("ae-1", manager_id="mgr-1", time="2026-01-05"),
+                    registered("ae-1", manager_id="mgr-2", time="2026-03-01")])
+    assert team_measures(fold, "mgr-1", "2025-11")["revenue"] == 300
+    assert fold.parties["ae-1"].on(day("2025-11-03")).kind == "workforce"
 
 
 @pytest.mark.parametrize("party", ["ag-9", "ae-9", "r-9"])

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from shared.events import parse_event
 from shared.fold import Fold
-from shared.periods import WINDOWS
+from shared.payouts import MeasureView
+from shared.periods import WINDOWS, Period
 from shared.plans import PlanSet
 from shared.replay import Replay
 from shared.snapshot import decode_fold, encode_fold
@@ -115,6 +116,37 @@ def test_any_arrival_order_gives_the_same_measures(data: st.DataObject) -> None:
     history = data.draw(histories())
     shuffled = data.draw(st.permutations(history))
     assert snapshot(folded(shuffled)) == snapshot(folded(history))
+
+
+@SETTINGS
+@given(st.data())
+def test_a_registration_arriving_anywhere_gives_the_same_measures(data: st.DataObject) -> None:
+    history = data.draw(histories())
+    moved = raw_event("party.registered", data.draw(times), id="moved", source="gen", party_id="ae-1",
+                      kind="workforce", manager_id=data.draw(st.sampled_from(MANAGERS)))
+    at = data.draw(st.integers(0, len(history)))
+    assert snapshot(folded([*history[:at], moved, *history[at:]])) == snapshot(folded([*history, moved]))
+
+
+@SETTINGS
+@given(st.data())
+def test_a_registration_effective_on_a_day_changes_nothing_before_that_day(data: st.DataObject) -> None:
+    """Once a party has a registration, a later one (in force from its UTC day `d`) leaves every measure of the
+    days before `d` as it was, its managers' team measures included."""
+    first = raw_event("party.registered", (START - timedelta(days=1)).isoformat(), id="first", source="gen",
+                      party_id="ae-1", kind="workforce", manager_id="mgr-1")
+    history = [first, *data.draw(histories())]
+    when = datetime.fromisoformat(data.draw(times))
+    later = raw_event("party.registered", when.isoformat(), id="later", source="gen", party_id="ae-1",
+                      kind="workforce", manager_id=data.draw(st.sampled_from(MANAGERS)))
+    cut = int(when.replace(hour=0).timestamp()) * 1_000_000  # the start of its day
+    before, after = folded(history), folded([*history, later])
+    period = Period.containing(cut - 1, "month")
+    for window in WINDOWS:
+        for party in ("ae-1", *MANAGERS):
+            for scope in ("self", "team"):
+                assert (MeasureView(after, period, cut).measures(party, window, scope)
+                        == MeasureView(before, period, cut).measures(party, window, scope)), (party, window, scope)
 
 
 @SETTINGS

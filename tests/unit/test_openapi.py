@@ -8,9 +8,9 @@ import pytest
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from services.api import create_api
+from services.plans import PlansInForce
 from services.settings import Settings
 from shared.periods import PERIOD_PATTERN
-from shared.plans import PlanSet
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -18,7 +18,7 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("openapi"), _env_file=None)
-    return create_api(settings, PlanSet()).openapi()
+    return create_api(settings, PlansInForce.load(settings.plans_dir)).openapi()
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

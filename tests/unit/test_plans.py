@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from shared.fold import Party
+from shared.periods import Period
 from shared.plans import Bonus, PlanError, Points, TieredRate, parse_plans
 from tests.support.plans import plan_of, plan_set
 
@@ -124,8 +125,69 @@ def test_a_plan_applies_by_kind_role_tier_or_listed_parties(applies_to: str, mat
 def test_plans_for_filters_by_period_kind() -> None:
     plans = plan_set(MINIMAL, MINIMAL.replace("plan: p", "plan: q\nperiod: quarter"))
     partner = Party("partner")
-    assert [p.plan for p in plans.plans_for("x", partner, "quarter")] == ["q"]
+    assert [p.plan for p in plans.plans_for("x", partner, Period.parse("2026-Q2"))] == ["q"]
     assert [p.plan for p in plans.plans_for("x", partner)] == ["p", "q"]
+    assert plans.period_kinds == ["month", "quarter"]
+
+
+def versioned(effective: str, rate: str = "0.1") -> str:
+    return MINIMAL.replace("plan: p", f"plan: p\neffective: {effective}").replace("rate: 0.1", f"rate: {rate}")
+
+
+def test_each_period_is_paid_by_the_version_whose_range_holds_it() -> None:
+    plans = parse_plans({"old.yaml": versioned("{to: 2026-03}"), "new.yaml": versioned("{from: 2026-04}", "0.2")})
+    partner = Party("partner")
+    for period, rate in (("2025-01", "0.1"), ("2026-03", "0.1"), ("2026-04", "0.2"), ("2030-12", "0.2")):
+        [plan] = plans.plans_for("x", partner, Period.parse(period))
+        assert plan.components[0].rate == Decimal(rate)
+        assert plans.version_for("p", Period.parse(period)) is plan
+    assert plans.version_for("p", Period.parse("2026-Q1")) is None  # a monthly plan pays no quarter
+
+
+def test_a_closed_range_pays_only_inside_it() -> None:
+    plans = parse_plans({"p.yaml": versioned("{from: 2026-02, to: 2026-03}")})
+    assert [str(p) for p in map(Period.parse, ("2026-01", "2026-02", "2026-03", "2026-04"))
+            if plans.plans_for("x", Party("partner"), p)] == ["2026-02", "2026-03"]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("{to: 2026-04}", "{from: 2026-04}"),
+    ("{from: 2026-01, to: 2026-06}", "{from: 2026-03, to: 2026-03}"),
+    ("{}", "{from: 2026-04}"),
+])
+def test_overlapping_versions_are_refused_naming_both(old: str, new: str) -> None:
+    [problem] = problems({"a.yaml": versioned(old), "b.yaml": versioned(new)})
+    assert problem.startswith("a.yaml: document 1 (p): effective: versions of plan p overlap")
+    assert "b.yaml: document 1" in problem
+
+
+@pytest.mark.parametrize(("effective", "error"), [
+    ("{from: 2026-Q1}", "effective.from: 2026-Q1 is a quarter, but the plan is paid by month"),
+    ("{from: 2026-05, to: 2026-04}", "effective: from 2026-05 is after to 2026-04"),
+    ("{from: 2026-13}", "'2026-13' is not a period"),
+    ("{since: 2026-01}", "effective.since: Extra inputs are not permitted"),
+])
+def test_a_bad_effective_range_is_refused(effective: str, error: str) -> None:
+    [problem] = problems({"a.yaml": versioned(effective)})
+    assert error in problem
+
+
+FEE = "components: [{name: fee, type: rate, base: revenue, rate: 0.1}]"
+TIERED = "components: [{name: c, type: tiered_rate, base: revenue, tiers: [{rate: RATE}], cap: CAP}]"
+
+
+@pytest.mark.parametrize(("field", "document"), [
+    ("components.0.bonus.amount", "components: [{name: b, type: bonus, amount: -750, when: [{measure: deals}]}]"),
+    ("components.0.rate.rate", FEE.replace("0.1", "-0.1")),
+    ("components.0.tiered_rate.cap", TIERED.replace("RATE", "0.1").replace("CAP", "-1")),
+    ("components.0.tiered_rate.tiers.0.rate", TIERED.replace("RATE", "-0.1").replace("CAP", "1")),
+    ("quota.default", f"quota: -5\n{FEE}"),
+    ("quota", f"quota: {{default: 5, x: -1}}\n{FEE}"),
+])
+def test_a_negative_amount_rate_quota_or_cap_is_refused(field: str, document: str) -> None:
+    text = MINIMAL.replace(FEE, document)
+    [problem] = problems({"a.yaml": text})
+    assert f"(p): {field}" in problem and "negative" in problem
 
 
 def test_several_documents_in_one_file_and_scorecards_beside_plans() -> None:
@@ -218,9 +280,9 @@ def test_every_problem_of_every_file_is_reported_together() -> None:
     assert [p.split(":")[0] for p in found] == ["a.yaml", "b.yaml"]
 
 
-def test_plan_names_must_be_unique_across_files() -> None:
+def test_two_plans_of_one_name_without_ranges_overlap() -> None:
     [problem] = problems({"a.yaml": MINIMAL, "b.yaml": MINIMAL})
-    assert "unique" in problem and "p" in problem
+    assert "versions of plan p overlap: always here and always in b.yaml" in problem
 
 
 def test_component_names_must_be_unique_within_a_plan() -> None:

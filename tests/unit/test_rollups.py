@@ -33,6 +33,8 @@ part = st.one_of(
 relationship = st.lists(part, max_size=8).map(dict)
 replacement = st.tuples(st.sampled_from(PARTIES), st.sampled_from(COUNTERPARTIES), st.none() | relationship)
 windows = st.tuples(st.integers(-1, 13), st.integers(0, 14)).map(lambda days: Window(days[0], days[1], 0))
+# the days a report is under one manager (`Party.days_under`): None, or spans of days, either end open
+team_days = st.none() | st.lists(st.tuples(st.none() | DAYS, st.none() | DAYS), max_size=3)
 
 
 def replace(fold: Fold, rollups: RollUps, party: str, counterparty: str, parts: dict | None) -> None:
@@ -44,20 +46,20 @@ def replace(fold: Fold, rollups: RollUps, party: str, counterparty: str, parts: 
     rollups.replace(party, old, parts)
 
 
-def assert_same_totals(fold: Fold, rollups: RollUps, window: Window) -> None:
+def assert_same_totals(fold: Fold, rollups: RollUps, window: Window, days: list | None = None) -> None:
     for party in (*PARTIES, "nobody"):
-        expected, got = fold.totals(party, window), rollups.totals(party, window)
-        assert measure_values(got) == measure_values(expected), (party, window)
-        assert (got.events, got.converted) == (expected.events, expected.converted), (party, window)
+        expected, got = fold.totals(party, window, spans=days), rollups.totals(party, window, days)
+        assert measure_values(got) == measure_values(expected), (party, window, days)
+        assert (got.events, got.converted) == (expected.events, expected.converted), (party, window, days)
 
 
 @SETTINGS
 @given(st.lists(replacement, max_size=6), st.lists(replacement, max_size=25),
-       st.lists(windows, min_size=1, max_size=6), st.data())
+       st.lists(windows, min_size=1, max_size=6), team_days, st.data())
 def test_any_sequence_of_replaced_relationships_totals_as_the_fold(before: list, replacements: list, spans: list,
-                                                                    data: st.DataObject) -> None:
+                                                                    days: list | None, data: st.DataObject) -> None:
     """Relationships the fold held before the roll-ups (merged when first read), then replacements, read after any
-    of them (a merged party is kept in step) or only at the end."""
+    of them (a merged party is kept in step) or only at the end; over whole windows and over a team's days."""
     fold = Fold()
     for party, counterparty, parts in before:
         fold.relationships.setdefault(party, {})[counterparty] = parts or {}
@@ -68,6 +70,7 @@ def test_any_sequence_of_replaced_relationships_totals_as_the_fold(before: list,
             assert_same_totals(fold, rollups, spans[0])
     for span in spans:
         assert_same_totals(fold, rollups, span)
+        assert_same_totals(fold, rollups, span, days)
 
 
 @SETTINGS

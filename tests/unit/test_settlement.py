@@ -251,3 +251,77 @@ def test_a_late_reversal_in_a_closed_period_is_adjusted_too() -> None:
     fold.apply(reversal("o-1", "2026-01-30", "30000"))
     assert lines(close(book, fold, "2026-02"), "ae-1", "adjustment") == [
         ("ae", "commission", "adjustment", "2026-01", Decimal("-3600.00"))]
+
+
+# ---- effective dating: attributes on a period's last day, plan versions (SPEC §2.3, §4, §5.2, §5.3) ----------
+
+ROLE_PLANS = plan_set(
+    AE_PLAN.replace("applies_to: {kind: workforce}", "applies_to: {kind: workforce, role: account_executive}"),
+    "plan: mgr\napplies_to: {kind: workforce, role: manager}\n"
+    "components: [{name: override, type: override, base: net_revenue, rate: 0.1}]\n")
+
+
+def test_the_plans_of_a_period_are_those_of_the_attributes_on_its_last_day() -> None:
+    """ae-1 is promoted to manager on 28 February: January pays it as a rep, February as a manager."""
+    book, fold = Book(), fold_of([registered("ae-1", role="account_executive", time="2025-06-01"),
+                                  sale("o-1", "2026-01-10", "1000"), sale("o-2", "2026-02-10", "1000")])
+    january = close(book, fold, "2026-01", ROLE_PLANS)
+    fold.apply(registered("ae-1", role="manager", time="2026-02-28"))
+    february = close(book, fold, "2026-02", ROLE_PLANS)
+    assert [line[:3] for line in lines(january, "ae-1")] == [("ae", "commission", "payout")]
+    assert [line[:3] for line in lines(february, "ae-1")] == [("mgr", "override", "payout")]  # no adjustment
+
+
+def test_a_manager_move_after_a_close_corrects_nothing_before_it() -> None:
+    """r1 moves from mgr-1 to mgr-2 on 15 February; the move arrives after January was closed."""
+    book, fold = Book(), fold_of([registered("mgr-1", role="manager"), registered("mgr-2", role="manager"),
+                                  registered("ae-1", role="account_executive", manager_id="mgr-1"),
+                                  sale("o-1", "2026-01-10", "10000"), sale("o-2", "2026-02-20", "5000")])
+    close(book, fold, "2026-01", ROLE_PLANS)
+    fold.apply(registered("ae-1", role="account_executive", manager_id="mgr-2", time="2026-02-15"))
+    february = close(book, fold, "2026-02", ROLE_PLANS)
+    assert lines(february, "mgr-1") == [("mgr", "override", "payout", None, Decimal("0.00"))]
+    assert lines(february, "mgr-2") == [("mgr", "override", "payout", None, Decimal("500.00"))]
+
+
+def versions(old_rate: str, new_rate: str, until: str = "2026-01") -> PlanSet:
+    """Plan r at `old_rate` up to `until`, at `new_rate` from the month after."""
+    switch = Period.parse(until).next()
+    base = "plan: r\napplies_to: {kind: workforce}\neffective: RANGE\nclawback: {window_days: 90}\n" \
+           "components: [{name: c, type: tiered_rate, base: net_revenue, tiers: [{rate: RATE}]}]\n"
+    return plan_set(base.replace("RANGE", f"{{to: {until}}}").replace("RATE", old_rate) + "---\n"
+                    + base.replace("RANGE", f"{{from: {switch}}}").replace("RATE", new_rate))
+
+
+def test_each_period_is_paid_by_its_own_version_and_the_statement_records_its_hash() -> None:
+    plans = versions("0.1", "0.2")
+    book, fold = Book(), fold_of([sale("o-1", "2026-01-10", "1000"), sale("o-2", "2026-02-10", "1000")])
+    january, february = close(book, fold, "2026-01", plans), close(book, fold, "2026-02", plans)
+    assert lines(january, "ae-1") == [("r", "c", "payout", None, Decimal("100.00"))]
+    assert lines(february, "ae-1") == [("r", "c", "payout", None, Decimal("200.00"))]
+    assert january.plan_hashes["r"] != february.plan_hashes["r"]
+
+
+def test_a_version_added_for_later_periods_adjusts_nothing_and_editing_a_closed_ones_is_a_restatement() -> None:
+    book, fold = Book(), fold_of([sale("o-1", "2026-01-10", "1000"), sale("o-2", "2026-02-10", "1000"),
+                                  sale("o-3", "2026-03-10", "1000")])
+    close(book, fold, "2026-01", versions("0.1", "0.1", until="2026-05"))
+    february = close(book, fold, "2026-02", versions("0.1", "0.3"))  # a new version from February on
+    assert lines(february, "ae-1") == [("r", "c", "payout", None, Decimal("300.00"))]
+    march = close(book, fold, "2026-03", versions("0.15", "0.3"))  # January's version edited: restated
+    assert lines(march, "ae-1", "adjustment") == [("r", "c", "adjustment", "2026-01", Decimal("50.00"))]
+
+
+def test_a_clawback_is_on_the_version_that_paid_the_order_even_when_no_plan_applies_now() -> None:
+    """Paid in January at 0.1 as a rep; promoted to manager (no commission plan) before the reversal."""
+    plans = plan_set("plan: r\napplies_to: {kind: workforce, role: account_executive}\neffective: {to: 2026-01}\n"
+                     "clawback: {window_days: 90}\n"
+                     "components: [{name: c, type: tiered_rate, base: net_revenue, tiers: [{rate: 0.1}]}]\n---\n"
+                     "plan: r\napplies_to: {kind: workforce, role: account_executive}\neffective: {from: 2026-02}\n"
+                     "components: [{name: c, type: tiered_rate, base: net_revenue, tiers: [{rate: 0.5}]}]\n")
+    book, fold = Book(), fold_of([registered("ae-1", role="account_executive", time="2025-06-01"),
+                                  sale("o-1", "2026-01-10", "1000")])
+    close(book, fold, "2026-01", plans)
+    fold.apply(registered("ae-1", role="manager", time="2026-02-01"))
+    fold.apply(reversal("o-1", "2026-02-05", "400"))
+    assert lines(close(book, fold, "2026-02", plans), "ae-1") == [("r", "c", "clawback", None, Decimal("-40.00"))]
