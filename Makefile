@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install compile run test lint unit bench-core bench-freshness bench-processing bench-reads clean
+.PHONY: install compile run test lint unit bench bench-quick bench-core bench-freshness bench-processing bench-reads clean
 
 install: $(STAMP)
 
@@ -38,6 +38,14 @@ test: lint $(COMPILED)
 
 unit: $(COMPILED)
 	$(BIN)/pytest -q tests/unit
+
+# The suite: every figure beside its baseline from the same run (README, "Benchmarks"; bench/results.md).
+# Needs wrk (apt-get install -y wrk); bench-quick, which CI runs, makes do without and writes build/bench-quick/.
+bench: $(COMPILED)
+	$(BIN)/python -m tests.benchmarks.suite
+
+bench-quick: $(COMPILED)
+	$(BIN)/python -m tests.benchmarks.suite --quick
 
 bench-core: $(COMPILED)
 	$(BIN)/python -m tests.benchmarks.bench_core

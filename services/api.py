@@ -7,7 +7,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.demo.dashboard import dashboard_router
 from services.ingest.app import ingest_lifespan
 from services.ingest.dead_letters import router as dead_letters_router
 from services.ingest.routes import router as ingest_router
@@ -21,12 +20,13 @@ from services.settlement.app import settlement_lifespan
 from services.settlement.routes import router as settlement_router
 from services.store.database import opened_database
 from services.web import add_health_check, processor_check, service_app
+from services.webapp.router import webapp_router
 
 __all__ = ["create_api"]
 
 
-def create_api(settings: Settings, plans: PlansInForce, dashboard_token: str | None = None) -> FastAPI:
-    """One app serving every route; `dashboard_token` (a `scorecards:read` token) also serves `/`.
+def create_api(settings: Settings, plans: PlansInForce) -> FastAPI:
+    """One app serving every route, and the web app at `/`.
 
     The query and the settlement evaluate the same `plans`: one watcher reloads them for both, and each reload
     is audited in the app's database."""
@@ -45,8 +45,5 @@ def create_api(settings: Settings, plans: PlansInForce, dashboard_token: str | N
                 add_health_check(app, "processor", processor_check(settings.processor_health_url))
             yield
 
-    app = service_app("Convergence", settings, lifespan, ingest_router, dead_letters_router, query_router,
-                      settlement_router, plans_router)
-    if dashboard_token and plans.current.scorecards:
-        app.include_router(dashboard_router(dashboard_token, plans.current.scorecards[0].scorecard))
-    return app
+    return service_app("Convergence", settings, lifespan, ingest_router, dead_letters_router, query_router,
+                       settlement_router, plans_router, webapp_router())

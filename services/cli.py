@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.auth import SCOPES, create_audited_token
 from services.heap import HeapKeeper
+from services.logs import configure_logging
 from services.plan_files import load_plans
 from services.settings import Settings
 from shared.periods import ts_of
@@ -104,7 +105,8 @@ app.add_typer(token_app, name="token")
 
 
 @app.command()
-def up(demo: Annotated[bool, typer.Option(help="Also run simulated source systems and the dashboard.")] = False
+def up(demo: Annotated[bool, typer.Option(
+        help="Also run simulated source systems and print a read-only sign-in token for the web app.")] = False
        ) -> None:
     """Everything on one machine: broker, database, ingest, processor, ledger, query and settlement."""
     from services.up import up as run_up
@@ -171,11 +173,13 @@ def publish(
         raise typer.Exit(1)
 
 
-def _serve_app(build) -> None:
+def _serve_app(service: str, build) -> None:
     import uvicorn
 
     settings = Settings()
-    uvicorn.run(build(settings), host=settings.api_host, port=settings.api_port)
+    configure_logging(settings, service)
+    # uvicorn's own logging setup would give its loggers handlers of their own, in neither of our formats
+    uvicorn.run(build(settings), host=settings.api_host, port=settings.api_port, log_config=None)
 
 
 @app.command()
@@ -183,7 +187,7 @@ def ingest() -> None:
     """Run the ingest service alone (POST /v1/events)."""
     from services.ingest.app import create_app
 
-    _serve_app(create_app)
+    _serve_app("ingest", create_app)
 
 
 @app.command()
@@ -191,7 +195,7 @@ def query() -> None:
     """Run the query service alone (parties, scorecards, relationships, leaderboards)."""
     from services.query.app import create_app
 
-    _serve_app(lambda settings: create_app(settings, _plans_in_force(settings)))
+    _serve_app("query", lambda settings: create_app(settings, _plans_in_force(settings)))
 
 
 @app.command()
@@ -199,7 +203,7 @@ def settlement() -> None:
     """Run the settlement service alone (close, statements, approval, payroll export)."""
     from services.settlement.app import create_app
 
-    _serve_app(lambda settings: create_app(settings, _plans_in_force(settings)))
+    _serve_app("settlement", lambda settings: create_app(settings, _plans_in_force(settings)))
 
 
 @app.command()
@@ -215,7 +219,7 @@ def ledger() -> None:
     """Run the ledger alone: inbound topics into the database."""
     from services.ledger.app import create_app
 
-    _serve_app(create_app)
+    _serve_app("ledger", create_app)
 
 
 @app.command()

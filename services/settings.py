@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     approvers: int = Field(default=1, ge=1, description="distinct token names that must approve a closed period; "
                            "from 2, the name that closed it may not")
     auth: bool = Field(default=True, description="require bearer tokens on writes and reads of money")
+    log_format: Literal["text", "json"] = Field(default="text", description="log lines as text, or as JSON "
+                                                "objects for a log pipeline (`services.logs`)")
 
     @property
     def resolved_database_url(self) -> str:

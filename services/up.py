@@ -27,6 +27,7 @@ from services.background import running
 from services.broker.embedded import broker_argv, refuse_busy_port, wait_ready
 from services.broker.topics import ensure_topics
 from services.demo.simulator import Simulator
+from services.logs import configure_logging
 from services.plans import PlansInForce
 from services.settings import Settings
 from services.supervisor import Child, settings_env
@@ -35,6 +36,7 @@ __all__ = ["up"]
 
 console = Console(stderr=True)
 BROKER_START_TIMEOUT_S = 15.0
+DEMO_SCOPES = ("scorecards:read", "settlements:read", "audit:read")  # what the demo's people and payroll pages read
 QUIET_LOGGERS = ("aiokafka",)  # it logs every failed reconnect; the services say once that the broker is away
 
 
@@ -63,15 +65,18 @@ async def _serve(settings: Settings, plans: PlansInForce, demo: bool) -> None:
         if token:  # plain lines, never wrapped: scripts read the token from the line after this one
             print(f"admin token (every scope; stored hashed in {settings.resolved_tokens_file}):", file=sys.stderr)
             print(token, file=sys.stderr, flush=True)
-        read_token = await _token(settings, ["scorecards:read"]) if demo else None
+        demo_token = await _token(settings, DEMO_SCOPES) if demo else None
         for child in processors.children:
             await stack.enter_async_context(running(child.run(), child.name))
-        server = uvicorn.Server(uvicorn.Config(create_api(settings, plans, read_token), host=settings.api_host,
-                                               port=settings.api_port, log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(create_api(settings, plans), host=settings.api_host,
+                                               port=settings.api_port, log_level="warning",
+                                               log_config=None))  # its records: to the root logger's handler
         base_url = f"http://{settings.api_host}:{settings.api_port}"
         console.print(f"API on [bold]{base_url}[/bold] (docs: {base_url}/docs); Ctrl-C stops everything")
-        if demo:
-            console.print(f"live dashboard: [bold]{base_url}/[/bold]")
+        console.print(f"web app: [bold]{base_url}/[/bold] (sign in with a token)")
+        if demo:  # plain lines, like the admin token's
+            print(f"demo token to sign in with (read-only: {', '.join(DEMO_SCOPES)}):", file=sys.stderr)
+            print(demo_token, file=sys.stderr, flush=True)
             await stack.enter_async_context(running(_demo(settings, base_url, server), "demo"))
         await server.serve()
 
@@ -131,7 +136,7 @@ async def _demo(settings: Settings, base_url: str, server: uvicorn.Server) -> No
 def up(settings: Settings, plans: PlansInForce, demo: bool) -> None:
     """Run everything on `plans` (their directory watched) until Ctrl-C, then stop the services, the processor
     and the broker in order."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, "up", logging.WARNING)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     with contextlib.suppress(KeyboardInterrupt):

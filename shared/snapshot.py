@@ -48,7 +48,8 @@ def encode_relationship(parts: dict) -> dict:
 
 
 def decode_relationship(data: dict) -> dict:
-    parts: dict = {int(day): tuple(_in(v) for v in sums) for day, sums in data["d"].items()}
+    parts: dict = {int(day): tuple([Decimal(v) if v.__class__ is str else v for v in sums])
+                   for day, sums in data["d"].items()}
     for day, order_day, amount in data.get(REVERSED, ()):
         parts[REVERSED, day, order_day] = Decimal(amount)
     for referral_id, day, referral_day, revenue in data.get(REFERRED, ()):

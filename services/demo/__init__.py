@@ -1,1 +1,1 @@
-"""`convergence up --demo`: simulated source systems and a live dashboard."""
+"""`convergence up --demo`: simulated source systems posting events, for the web app to show live."""

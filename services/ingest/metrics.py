@@ -11,3 +11,5 @@ EVENTS = Counter("events", "CloudEvents received over HTTP, by outcome (accepted
 REQUEST_SECONDS = Histogram("request_seconds", "Time to answer POST /v1/events, the ledger write included",
                             namespace="convergence", subsystem="ingest",
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+for _outcome in ("accepted", "duplicate", "rejected"):  # at 0 from the start: a rate from the first event on
+    EVENTS.labels(_outcome)

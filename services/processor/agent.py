@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.broker.batches import send_batched, send_one_at_a_time
 from services.broker.identity import BrokerIdentity
 from services.heap import HeapKeeper
-from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS
+from services.processor.metrics import BATCH_SECONDS, EVENTS, LAG_SECONDS, PARTITION_LAG
 from services.processor.partitions import Gap, Outgoing, Partition, Poisoned
 from services.processor.web import Status
 from services.settings import Settings
@@ -85,6 +85,13 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
     seeking: dict[int, int] = {}  # partition -> the offset the consumer was sent back to
     count = 0  # the stream topic's partitions
 
+    @app.on_partitions_revoked.connect
+    async def forget_lags(sender: Any, /, *revoked: set[TP], **_: Any) -> None:
+        """A partition's lag is reported by its owner only: from its next batch on, maybe on another worker."""
+        for tp in set().union(*revoked):
+            if tp.topic == stream_topic:
+                PARTITION_LAG.remove(str(tp.partition))
+
     async def same_log() -> None:
         """Exit when the broker's log is not the one the partitions were folded from (`services.broker.identity`):
         nothing of this state may be written into another log; restarted, the processor folds that log anew."""
@@ -96,7 +103,8 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
         state = await store.load(epoch, number)
         for _, body in state.outbox:  # what its last checkpoint sent, maybe not all of it
             await send(producer, outbox_messages(body))
-        log.info("partition %d loaded: checkpoint %d, %d records", number, state.version, len(state.records))
+        log.info("partition %d loaded: checkpoint %d, %d records", number, state.version, len(state.records),
+                 extra={"partition": number})
         return Partition.loaded(settings, epoch, number, count, state)
 
     async def fold_partition(producer: AIOKafkaProducer, number: int, messages: list[tuple[int, bytes]]
@@ -116,7 +124,7 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
                 if offset > expected:  # a hole before it: read again from where the partition is
                     if seeking.get(number) != expected:
                         log.warning("partition %d: read from %d, not %d: reading again from %d", number, offset,
-                                    expected, expected)
+                                    expected, expected, extra={"partition": number})
                         seeking[number] = expected
                         await app.consumer.seek(TP(stream_topic, number), expected)
                     break
@@ -135,7 +143,7 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
             except Gap as error:
                 _exit(f"the stream lacks a message ({error})")
             if not await store.checkpoint(epoch, number, partition.version, folded.checkpoint):
-                log.warning("partition %d was written by another worker: it moved", number)
+                log.warning("partition %d was written by another worker: it moved", number, extra={"partition": number})
                 partitions.pop(number, None)
                 return []
             partition.version += 1
@@ -158,6 +166,10 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
                         for o in await fold_partition(producer, number, messages)]
             await send(producer, outgoing)
         keeper.folded(len(events))
+        for number in by_partition:  # the high watermark is known once a fetch returned the partition's messages
+            highwater = app.consumer.highwater(TP(stream_topic, number))
+            if (partition := partitions.get(number)) and partition.next_offset is not None and highwater is not None:
+                PARTITION_LAG.labels(str(number)).set(max(0, highwater - partition.next_offset))
         LAG_SECONDS.set(max(0.0, time.time() - max(event.message.timestamp for event in events)))
 
     async def watch_log() -> None:

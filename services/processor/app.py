@@ -8,6 +8,7 @@ import logging
 import faust
 
 from services.broker.topics import STREAM, ensure_topics
+from services.logs import configure_logging
 from services.processor.agent import fold_agent
 from services.processor.transport import ProcessorApp
 from services.processor.web import Status, add_ops_pages
@@ -61,11 +62,12 @@ def create_app(settings: Settings, epoch: str) -> faust.App:
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Create the topics and the schema, then run the processor in this process until it is stopped (never
     returns). Faust and mode log warnings and errors only, aiokafka nothing below critical; this service logs
-    at `loglevel`."""
+    at `loglevel`, in CONVERGENCE_LOG_FORMAT (Faust's own logging setup, which has one format, is off)."""
+    configure_logging(settings, "processor", loglevel)
+    for noisy, level in QUIET_LOGGERS.items():
+        logging.getLogger(noisy).setLevel(level)
     epoch = asyncio.run(ensure_topics(settings))
     asyncio.run(migrate(settings.resolved_database_url))
     (settings.data_dir / "processor").mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = create_app(settings, epoch)
-    for noisy, level in QUIET_LOGGERS.items():  # the worker's logging setup leaves named loggers' levels alone
-        logging.getLogger(noisy).setLevel(level)
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False).execute_from_commandline()

@@ -6,7 +6,7 @@ from typing import TypedDict
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["BATCH_SECONDS", "EVENTS", "LAG_SECONDS"]
+__all__ = ["BATCH_SECONDS", "EVENTS", "LAG_SECONDS", "PARTITION_LAG"]
 
 
 class _Names(TypedDict):
@@ -25,3 +25,8 @@ BATCH_SECONDS = Histogram("batch_seconds", "Time to fold one batch and hand its 
                           **_PROCESSOR)
 LAG_SECONDS = Gauge("lag_seconds", "Seconds from the Kafka timestamp of a batch's newest stream message "
                                    "to the end of that batch.", **_PROCESSOR)
+PARTITION_LAG = Gauge("partition_lag_messages", "Stream messages of a partition this worker holds that it has not "
+                      "folded yet (the partition's high watermark at its last batch, less its next offset).",
+                      ["partition"], **_PROCESSOR)
+for _outcome in ("applied", "dead_letter"):  # at 0 from the start: a first dead letter is an increase
+    EVENTS.labels(_outcome)

@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from services.broker.binding import loads
 from services.broker.topics import DEAD_LETTER, MEASURES, STREAM
+from services.heap import collector_paused
 from services.records import MEASURE_KINDS, encode_key
 from services.settings import Settings
 from services.store.processing import Checkpoint, PartitionState
@@ -111,8 +114,9 @@ class Partition:
     def loaded(cls, settings: Settings, epoch: str, number: int, count: int, state: PartitionState) -> Partition:
         partition = cls(settings, epoch, number, count, state.version, state.next_offset, dict(state.marks),
                         dict(state.sent))
-        for key, value in state.records.items():
-            put_record(partition.fold, tuple(json.loads(key)), json.loads(value))
+        with collector_paused():  # a year of records is millions of containers, none of them garbage
+            for key, value in state.records.items():
+                put_record(partition.fold, tuple(orjson.loads(key)), orjson.loads(value))
         partition.changed.clear()
         return partition
 
@@ -144,7 +148,7 @@ class Partition:
         records: dict[str, str | None] = {}
         for record in self.changed:
             data = get_record(self.fold, record)
-            key, text = encode_key(record).decode(), None if data is None else json.dumps(data, default=str)
+            key, text = encode_key(record).decode(), None if data is None else orjson.dumps(data, default=str).decode()
             records[key] = text
             if record[0] in MEASURE_KINDS:
                 outgoing.append(Outgoing(self.settings.topic(MEASURES), None, key, text))

@@ -14,6 +14,7 @@ from services.query.read_model import ReadModel
 from services.query.routes import router
 from services.settings import Settings
 from services.web import add_health_check, service_app
+from services.webapp.router import webapp_router
 from shared.plans import PlanSet
 
 __all__ = ["create_app", "query_lifespan"]
@@ -43,7 +44,8 @@ async def query_lifespan(app: FastAPI, plans: PlansInForce) -> AsyncIterator[Rea
 
 
 def create_app(settings: Settings, plans: PlansInForce) -> FastAPI:
-    """The query service alone: the `/v1` read API and the plans in force, `/healthz` and `/metrics`.
+    """The query service alone: the `/v1` read API and the plans in force, `/healthz`, `/metrics` and the web app
+    (its pages that need another service say it is not here).
 
     It has no database: its own reloads of `plans` (it watches their directory) are logged, not audited; the
     settlement, watching the same directory, audits each change of it."""
@@ -54,4 +56,4 @@ def create_app(settings: Settings, plans: PlansInForce) -> FastAPI:
         async with serving_plans(app, plans, None), query_lifespan(app, plans):
             yield
 
-    return service_app("Convergence query", settings, lifespan, router, plans_router)
+    return service_app("Convergence query", settings, lifespan, router, plans_router, webapp_router())

@@ -11,14 +11,17 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from shared.fold import Party
+from shared.fold import Party, Span
 from shared.money import ZERO, render, round_money
+from shared.payouts import Check, Explanation, NextStep, Payout
+from shared.periods import DAY_US
 from shared.plans import Plan
 from shared.scorecards import MetricScore, Score
 from shared.settlement import Statement
 
-__all__ = ["Earnings", "Leaderboard", "LeaderboardEntry", "PartyMeasures", "PartyOut", "RelationshipMeasures",
-           "RelationshipOut", "RelationshipPage", "ScorecardOut"]
+__all__ = ["Earnings", "ExplainedEarnings", "History", "HistoryPoint", "Leaderboard", "LeaderboardEntry",
+           "PartyMeasures", "PartyOut", "PartyPage", "PartySummary", "RelationshipMeasures", "RelationshipOut",
+           "RelationshipPage", "ReportSpan", "ScorecardOut", "Team", "TeamMember"]
 
 Measures = dict[str, str | None]
 
@@ -213,3 +216,178 @@ class Leaderboard(BaseModel):
         return cls(scorecard=scorecard, period=period, as_of=as_of,
                    entries=[LeaderboardEntry(rank=rank, party_id=party_id, score=str(result.score))
                             for rank, (party_id, result) in enumerate(ranked, start=1)])
+
+
+class PartySummary(BaseModel):
+    """A party's attributes in force now."""
+
+    party_id: str
+    kind: str
+    role: str | None
+    manager_id: str | None
+    name: str | None
+
+    @classmethod
+    def of(cls, party_id: str, now: Party) -> PartySummary:
+        return cls(party_id=party_id, kind=now.kind, role=now.role, manager_id=now.manager_id, name=now.name)
+
+
+class PartyPage(BaseModel):
+    """A page of the known parties in id order; `next_after` is the `after` of the next page (null: no more)."""
+
+    parties: list[PartySummary]
+    next_after: str | None
+
+
+class CheckOut(BaseModel):
+    """A condition as the rule read it; `short_by`: how much more of the measure would reach `min`."""
+
+    measure: str
+    window: str
+    scope: str
+    value: str | None
+    min: str | None
+    max: str | None
+    held: bool
+    short_by: str | None = Field(description="null when it holds, the measure is null, or only `max` is broken")
+
+    @classmethod
+    def of(cls, check: Check) -> CheckOut:
+        return cls(measure=check.measure, window=check.window, scope=check.scope, value=render(check.value),
+                   min=render(check.min), max=render(check.max), held=check.held, short_by=render(check.short_by))
+
+
+class NextStepOut(BaseModel):
+    """The next band or points level: `needed` more of `measure` reaches `at` (`beyond`: must pass it)."""
+
+    measure: str
+    window: str
+    value: str
+    at: str
+    needed: str
+    beyond: bool
+    rate: str | None
+    level: str | None
+
+    @classmethod
+    def of(cls, step: NextStep) -> NextStepOut:
+        return cls(measure=step.measure, window=step.window, value=render(step.value), at=render(step.at),
+                   needed=render(step.needed), beyond=step.beyond, rate=render(step.rate), level=step.level)
+
+
+class ExplanationOut(BaseModel):
+    """What a component's rule did: the measure it pays on (`base`), the rate applied, the band reached (1 = first)
+    out of `bands`, the gate and the conditions checked, the multiplier applied, a cap and whether it was hit
+    (`uncapped`: before it, in the line's currency), the points level reached and the next step up."""
+
+    type: str
+    base: str | None
+    rate: str | None
+    band: int | None
+    bands: int | None
+    gate: CheckOut | None
+    conditions: list[CheckOut]
+    factor: str | None
+    cap: str | None
+    capped: bool
+    uncapped: str | None
+    level: str | None
+    next: NextStepOut | None
+
+    @classmethod
+    def of(cls, explanation: Explanation, currency: str) -> ExplanationOut:
+        def money(amount: Decimal | None) -> str | None:
+            return None if amount is None else _money(amount, currency)
+
+        return cls(type=explanation.type, base=explanation.base, rate=render(explanation.rate), band=explanation.band,
+                   bands=explanation.bands, gate=None if explanation.gate is None else CheckOut.of(explanation.gate),
+                   conditions=[CheckOut.of(check) for check in explanation.conditions],
+                   factor=render(explanation.factor), cap=money(explanation.cap), capped=explanation.capped,
+                   uncapped=money(explanation.uncapped), level=explanation.level,
+                   next=None if explanation.next is None else NextStepOut.of(explanation.next))
+
+
+class ExplainedLine(BaseModel):
+    """One live earnings line, rounded, with the base and measures it used and what the rule did with them."""
+
+    plan: str
+    component: str
+    currency: str
+    amount: str
+    base: str | None
+    measures: Measures
+    events: int
+    explanation: ExplanationOut | None
+
+    @classmethod
+    def of(cls, payout: Payout) -> ExplainedLine:
+        return cls(plan=payout.plan, component=payout.component, currency=payout.currency,
+                   amount=_money(payout.amount, payout.currency), base=render(payout.base), measures=payout.measures,
+                   events=payout.events, explanation=None if payout.explanation is None else ExplanationOut.of(
+                       payout.explanation, payout.currency))
+
+
+class ExplainedEarnings(BaseModel):
+    """A party's live earnings in a period, line by line with the rule's workings; totals per currency."""
+
+    party_id: str
+    kind: str
+    period: str
+    as_of: datetime
+    totals: dict[str, str] = Field(description="currency -> sum of its rounded lines")
+    lines: list[ExplainedLine]
+
+    @classmethod
+    def of(cls, party_id: str, kind: str, period: str, as_of: datetime, payouts: list[Payout]) -> ExplainedEarnings:
+        totals: dict[str, Decimal] = {}
+        for payout in payouts:
+            totals[payout.currency] = totals.get(payout.currency, ZERO) + round_money(payout.amount, payout.currency)
+        return cls(party_id=party_id, kind=kind, period=period, as_of=as_of,
+                   totals={currency: str(amount) for currency, amount in totals.items()},
+                   lines=[ExplainedLine.of(payout) for payout in payouts])
+
+
+class HistoryPoint(BaseModel):
+    period: str
+    as_of: datetime
+    score: str | None
+    totals: dict[str, str] = Field(description="live earnings: currency -> sum of its rounded lines")
+
+
+class History(BaseModel):
+    """A party's live score and earnings in consecutive periods, oldest first (a closed period's frozen statement
+    is at `GET /v1/settlements/{period}/statements/{party_id}`)."""
+
+    party_id: str
+    scorecard: str | None
+    periods: list[HistoryPoint]
+
+
+class ReportSpan(BaseModel):
+    """Days on which a report had the manager, both ends inclusive; null where open."""
+
+    first_day: date | None
+    last_day: date | None
+
+    @classmethod
+    def of(cls, span: Span) -> ReportSpan:
+        first, after = span
+        return cls(first_day=None if first is None else _day(first),
+                   last_day=None if after is None else _day(after - 1))
+
+
+class TeamMember(PartySummary):
+    reports_now: bool = Field(description="whether the party reports to the manager today")
+    spans: list[ReportSpan]
+
+
+class Team(BaseModel):
+    """The parties that report to a manager on some day (SPEC §2.3), by id, each with the days it does."""
+
+    manager_id: str
+    as_of: datetime
+    members: list[TeamMember]
+
+
+def _day(day: int) -> date:
+    return datetime.fromtimestamp(day * DAY_US / 1_000_000, UTC).date()

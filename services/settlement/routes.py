@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from typing import Annotated, Any
 
@@ -22,6 +23,8 @@ from services.settlement.schemas import (
     PayoutsOut,
     RejectIn,
     SettlementOut,
+    SettlementsOut,
+    SettlementSummary,
     StatementEventsOut,
     StatementOut,
     payout_rows,
@@ -29,7 +32,7 @@ from services.settlement.schemas import (
 from services.store.settlements import SettlementRecord, SettlementStateError, SettlementStatus
 from services.web import ApiError, PartyPath, PeriodPath, SettingsDep, errors
 from shared.periods import PERIOD_OUT_OF_RANGE, PERIOD_PATTERN, Period
-from shared.settlement import CloseRefused, Settlement
+from shared.settlement import CloseRefused, Settlement, settlement_from_data
 
 __all__ = ["router"]
 
@@ -86,6 +89,13 @@ async def close_period(period: PeriodPath, closer: CloserDep, store: Settlements
     CLOSES.labels("closed").inc()
     record = await store.get(period)
     return CloseOut.of(settlement, record.status.value if record else SettlementStatus.CLOSED.value)
+
+
+@router.get("/settlements", response_model=SettlementsOut, dependencies=[Depends(require("settlements:read"))])
+async def list_settlements(store: SettlementsDep, settings: SettingsDep) -> SettlementsOut:
+    """Every closed period, by period: its status, approvals so far and totals per currency."""
+    return SettlementsOut(items=[SettlementSummary.of(settlement_from_data(json.loads(record.body)), record,
+                                                      settings.approvers) for record in await store.all()])
 
 
 @router.get("/settlements/{period}", response_model=SettlementOut, responses=errors(404),

@@ -13,7 +13,7 @@ from shared.money import ZERO
 from shared.settlement import Line, Settlement, Statement
 
 __all__ = ["AuditOut", "CloseOut", "Detail", "LineRow", "PartyRow", "PayoutsOut", "RejectIn", "SettlementOut",
-           "StatementEventsOut", "StatementOut", "payout_rows"]
+           "SettlementSummary", "SettlementsOut", "StatementEventsOut", "StatementOut", "payout_rows"]
 
 
 class LineOut(BaseModel):
@@ -125,6 +125,32 @@ class SettlementOut(_Frozen):
                    approvals_required=approvals_required, rejection_reason=record.rejection_reason,
                    rejected_by=record.rejected_by,
                    rejected_at=record.rejected_at.isoformat() if record.rejected_at else None)
+
+
+class SettlementSummary(BaseModel):
+    """A closed period at a glance: its status, its approvals so far and its totals per currency."""
+
+    period: str
+    status: str
+    closed_at: str
+    closed_by: str | None
+    approvals: int = Field(description="approvals since the close or the last rejection")
+    approvals_required: int
+    export_id: str | None
+    statements: int
+    totals: dict[str, str]
+
+    @classmethod
+    def of(cls, settlement: Settlement, record: SettlementRecord, approvals_required: int) -> SettlementSummary:
+        return cls(period=settlement.period, status=record.status.value, closed_at=settlement.closed_at.isoformat(),
+                   closed_by=record.closed_by, approvals=len(record.approvals), approvals_required=approvals_required,
+                   export_id=record.export_id, statements=len(settlement.statements), totals=_totals(settlement))
+
+
+class SettlementsOut(BaseModel):
+    """Every closed period, by period."""
+
+    items: list[SettlementSummary]
 
 
 class RejectIn(BaseModel):

@@ -50,6 +50,18 @@ class Checkpoint:
     outbox: str | None
 
 
+async def _records(session: AsyncSession, epoch: str, partition: int) -> dict[str, str]:
+    """Every record of a partition, read through the database driver itself: a year of history is over a
+    million rows, and SQLAlchemy's rows took 3x the driver's time to read them (the bulk of a worker's start)."""
+    driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection  # asyncpg, aiosqlite
+    sql = f"SELECT key, value FROM {RECORDS.name} WHERE epoch = {{}} AND partition = {{}}"
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await driver.fetch(sql.format("$1", "$2"), epoch, partition)
+    else:
+        rows = await (await driver.execute(sql.format("?", "?"), (epoch, partition))).fetchall()
+    return {key: value for key, value in rows}
+
+
 class ProcessorStore:
     """Loads and checkpoints the processor's partitions."""
 
@@ -63,12 +75,11 @@ class ProcessorStore:
                                                  PARTITIONS.c.sent).where(*where))).first()
             if head is None:
                 return PartitionState()
-            records = await session.execute(select(RECORDS.c.key, RECORDS.c.value).where(
-                RECORDS.c.epoch == epoch, RECORDS.c.partition == partition))
+            records = await _records(session, epoch, partition)
             outbox = await session.execute(select(OUTBOX.c.version, OUTBOX.c.body).where(
                 OUTBOX.c.epoch == epoch, OUTBOX.c.partition == partition).order_by(OUTBOX.c.version))
-            return PartitionState(head.version, head.next_offset, dict(records.tuples().all()),
-                                  json.loads(head.marks), json.loads(head.sent), list(outbox.tuples().all()))
+            return PartitionState(head.version, head.next_offset, records, json.loads(head.marks),
+                                  json.loads(head.sent), [(version, body) for version, body in outbox])
 
     async def checkpoint(self, epoch: str, partition: int, version: int, checkpoint: Checkpoint) -> bool:
         """Write `checkpoint` as version `version + 1` if the partition is still at `version`; False if not

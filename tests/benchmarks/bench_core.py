@@ -70,7 +70,7 @@ def retained_bytes(events: int, customers: int) -> int:
     return size
 
 
-def _fresh(function, *args):
+def fresh(function, *args):
     """`function(*args)` in a new interpreter: no pass inherits the heap (and its fragments) of another."""
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         return pool.submit(function, *args).result()
@@ -81,9 +81,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=40_000)
     args = parser.parse_args()
-    default_rate, relationships = _fresh(throughput, args.events, args.customers, False)
-    kept_rate, _ = _fresh(throughput, args.events, args.customers, True)
-    size = _fresh(retained_bytes, args.events, args.customers)
+    default_rate, relationships = fresh(throughput, args.events, args.customers, False)
+    kept_rate, _ = fresh(throughput, args.events, args.customers, True)
+    size = fresh(retained_bytes, args.events, args.customers)
     compiled = shared.fold.__file__.endswith(".so")
     print(f"fold             {'compiled by mypyc' if compiled else 'plain Python (see make compile)':>12}")
     print(f"events           {args.events:>12,}")

@@ -39,7 +39,7 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -107,20 +107,30 @@ class Progress:
                 "events_per_s": (last[1] - first[1]) / (last[0] - first[0]) if timed else None}
 
 
-def _settings(bootstrap: str, prefix: str, partitions: int) -> Settings:
+def bench_settings(bootstrap: str, prefix: str, partitions: int) -> Settings:
     return Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=partitions,
                     kafka_idempotent_producer=False, _env_file=None)
 
 
-def _messages(events: int, customers: int) -> tuple[dict[str, list[Message]], list[tuple[Event, str]]]:
-    """The history as Kafka messages by unprefixed inbound topic, and as events with their JSON."""
+def history_events(raws: Iterable[dict]) -> list[tuple[Event, str]]:
+    """A history's events, each with its JSON (the body of its ledger row)."""
+    return [(parse_event(raw), json.dumps(raw)) for raw in raws]
+
+
+def history_messages(events: Iterable[tuple[Event, str]]) -> dict[str, list[Message]]:
+    """Events as Kafka messages, by unprefixed inbound topic."""
     messages: dict[str, list[Message]] = defaultdict(list)
-    parsed = []
-    for raw in raw_history(events, customers):
-        event = parse_event(raw)
+    for event, _ in events:
         messages[inbound_topic(family_of(event.type))].append(encode(event))
-        parsed.append((event, json.dumps(raw)))
-    return messages, parsed
+    return messages
+
+
+async def append_ledger(ledger: LedgerStore, settings: Settings, events: list[tuple[Event, str]]) -> int:
+    """Append the history to `ledger` (rows for the topics of `settings`); the last ledger seq."""
+    rows = [event_row(event, body, settings) for event, body in events]
+    for first in range(0, len(rows), LEDGER_CHUNK):
+        await ledger.append(rows[first:first + LEDGER_CHUNK])
+    return await ledger.last_seq()
 
 
 async def publish_ledger(settings: Settings, events: list[tuple[Event, str]]) -> int:
@@ -128,11 +138,9 @@ async def publish_ledger(settings: Settings, events: list[tuple[Event, str]]) ->
     await ensure_topics(settings)
     async with opened_database(settings.resolved_database_url) as sessions:
         ledger = LedgerStore(sessions)
-        rows = [event_row(event, body, settings) for event, body in events]
-        for first in range(0, len(rows), LEDGER_CHUNK):
-            await ledger.append(rows[first:first + LEDGER_CHUNK])
+        last_seq = await append_ledger(ledger, settings, events)
         await Relay(settings, ledger).drain(timeout_s=READ_TIMEOUT_S * 20)
-        return await ledger.last_seq()
+        return last_seq
 
 
 async def publish(settings: Settings, messages: dict[str, list[Message]]) -> None:
@@ -268,33 +276,50 @@ async def _workers(settings: Settings, count: int, tmp: Path, logs: Path) -> Asy
         await asyncio.gather(*runs, return_exceptions=True)
 
 
+def resident_bytes(pid: int) -> int:
+    """The resident set of process `pid` (`VmRSS` in /proc: Linux, and no psutil to install)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"process {pid} reports no resident set")
+
+
 async def processor(settings: Settings, last_seq: int, count: int, tmp: Path, args: argparse.Namespace) -> dict:
-    """The figures of `count` processors catching up on the stream; `caught_up` is False when their checkpoints
-    stood still for `args.stall` seconds or had not reached `last_seq` in `args.timeout`."""
+    """The figures of `count` processors catching up on the stream, with each worker's resident set once caught
+    up; `caught_up` is False when their checkpoints stood still for `args.stall` seconds or had not reached
+    `last_seq` in `args.timeout`."""
     progress = Progress(time.monotonic())
     async with (_workers(settings, count, tmp, LOGS / f"processor-{count}") as children,
                 opened_database(settings.resolved_database_url) as sessions):
-        caught_up = await _checkpointed(sessions, last_seq, settings.partitions, progress, args.timeout, args.stall)
+        caught_up = await checkpointed(sessions, last_seq, settings.partitions, progress, args.timeout, args.stall)
+        rss = [resident_bytes(child.process.pid) for child in children
+               if child.process is not None and child.process.returncode is None]
         restarts = sum(child.restarts for child in children)
-    return {**progress.figures(), "caught_up": caught_up, "restarts": restarts}
+    return {**progress.figures(), "caught_up": caught_up, "restarts": restarts, "rss_bytes": rss}
 
 
-async def _checkpointed(sessions, last_seq: int, partitions: int, progress: Progress, timeout_s: float,
+async def checkpointed(sessions, last_seq: int, partitions: int, progress: Progress, timeout_s: float,
                         stall_s: float) -> bool:
     """Poll the partitions' checkpoints into `progress` until each holds `last_seq` and every message sent to it
-    (True), they stand still for `stall_s` or `timeout_s` has passed (False)."""
+    (True), they stand still for `stall_s` (no checkpoint: the last ledger row may be followed by a long tail of
+    messages between partitions) or `timeout_s` has passed (False)."""
     table, deadline = ProcessorPartition.__table__, time.monotonic() + timeout_s
+    seen, moved = None, time.monotonic()
     while True:
         async with sessions() as session:
-            heads = {partition: (json.loads(marks), json.loads(sent)) for partition, marks, sent in
-                     (await session.execute(select(table.c.partition, table.c.marks, table.c.sent))).all()}
+            rows = (await session.execute(select(table.c.partition, table.c.version, table.c.marks,
+                                                 table.c.sent))).all()
+        heads = {partition: (json.loads(marks), json.loads(sent)) for partition, _, marks, sent in rows}
+        versions = sorted((partition, version) for partition, version, _, _ in rows)
+        if versions != seen:
+            seen, moved = versions, time.monotonic()
         ledger = [heads[p][0].get("ledger", 0) if p in heads else 0 for p in range(partitions)]
         progress.done(min(ledger))
         received = all(heads[q][0].get(str(p), 0) >= count for p, (_, sent) in heads.items()
                        for q, count in ((int(q), n) for q, n in sent.items()) if q in heads)
         if min(ledger) >= last_seq and received and len(heads) == partitions:
             return True
-        now, moved = time.monotonic(), (progress.last or (progress.started, 0))[0]
+        now = time.monotonic()
         if now > deadline or now - moved > stall_s:
             return False
         await asyncio.sleep(POLL_S)
@@ -317,60 +342,93 @@ async def restart(settings: Settings, last_seq: int, tmp: Path, args: argparse.N
             await identity.stop()
         if epoch is None:
             raise RuntimeError("the broker has no identity")
-        store, started = ProcessorStore(sessions), time.monotonic()
-        records = 0
+        store, read_s, build_s, records = ProcessorStore(sessions), 0.0, 0.0, 0
         for number in range(settings.partitions):
+            started = time.monotonic()
             state = await store.load(epoch, number)
-            records += len(state.records)
+            read = time.monotonic()
             Partition.loaded(settings, epoch, number, settings.partitions, state)
-        load_s = time.monotonic() - started
+            read_s, build_s = read_s + read - started, build_s + time.monotonic() - read
+            records += len(state.records)
     extra = parse_event(RESTART_EVENT)
     if await publish_ledger(settings, [(extra, json.dumps(RESTART_EVENT))]) != last_seq + 1:
         raise RuntimeError("the restart's event did not reach the ledger")
     progress = Progress(time.monotonic())
     async with (_workers(settings, 1, tmp, LOGS / "restart") as children,
                 opened_database(settings.resolved_database_url) as sessions):
-        caught_up = await _checkpointed(sessions, last_seq + 1, settings.partitions, progress, args.timeout,
+        caught_up = await checkpointed(sessions, last_seq + 1, settings.partitions, progress, args.timeout,
                                         args.stall)
         restarts = sum(child.restarts for child in children)
-    return {"startup_s": progress.figures()["seconds"], "load_s": load_s, "records": records,
+    return {"startup_s": progress.figures()["seconds"], "load_s": read_s + build_s, "read_s": read_s,
+            "build_s": build_s, "records": records,
             "caught_up": caught_up, "restarts": restarts}
 
 
-async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
-    started = time.monotonic()
-    messages, events = _messages(args.events, args.customers)
+@dataclass(frozen=True)
+class Copies:
+    """The history on one broker: `settings[0]` has it in its inbound topics (for the baselines), `settings[n]`
+    in a ledger of its own up to `last_seqs[n]`, relayed into its stream (for n processor workers)."""
+
+    settings: dict[int, Settings]
+    last_seqs: dict[int, int]
+    ends: Ends
+
+
+@asynccontextmanager
+async def published(messages: dict[str, list[Message]], events: list[tuple[Event, str]], workers: list[int],
+                    partitions: int, tmp: Path) -> AsyncIterator[Copies]:
+    """An embedded broker with a copy of the history per measurement, every copy published before any is
+    measured, so that every reader finds the same broker."""
     total = len(events)
-    print(f"generated and encoded {total:,} events in {time.monotonic() - started:.1f} s")
     async with embedded_broker(free_port()) as bootstrap:
-        # one prefix per measurement (the baselines share one), each published before any is measured
-        prefixes = {0: "bench-base.", **{count: f"bench-processor-{count}." for count in args.workers}}
-        settings = {count: _settings(bootstrap, prefix, args.partitions) for count, prefix in prefixes.items()}
+        # one prefix per measurement (the baselines share one)
+        prefixes = {0: "bench-base.", **{count: f"bench-processor-{count}." for count in workers}}
+        settings = {count: bench_settings(bootstrap, prefix, partitions) for count, prefix in prefixes.items()}
         started = time.monotonic()
         await publish(settings[0], messages)
         last_seqs = {}
-        for count in args.workers:
+        for count in workers:
             settings[count] = settings[count].model_copy(
                 update={"database_url": f"sqlite+aiosqlite:///{tmp / f'processor-{count}.db'}"})
             last_seqs[count] = await publish_ledger(settings[count], events)
         print(f"published {len(settings)} copies at {len(settings) * total / (time.monotonic() - started):,.0f} "
               "events/s (the processors' through a ledger and the relay)")
-        ends = {0: await true_ends(settings[0])}
-        if sum(ends[0].values()) != total or any(seq != total for seq in last_seqs.values()):
+        ends = await true_ends(settings[0])
+        if sum(ends.values()) != total or any(seq != total for seq in last_seqs.values()):
             raise RuntimeError(f"the topics or ledgers do not hold {total} events each: {ends}, {last_seqs}")
-        results = {"bare consumer": await bare_consumer(settings[0], ends[0], args.timeout),
-                   "empty Faust agent": await empty_faust_agent(settings[0], ends[0], tmp, args.timeout)}
+        yield Copies(settings, last_seqs, ends)
+
+
+def processor_run(count: int) -> str:
+    """The name of a run of `count` processor workers (in the table, and as the directory of its logs)."""
+    return f"processor, {count} worker{'s' if count > 1 else ''}"
+
+
+async def caught_up_processor(copies: Copies, count: int, tmp: Path, args: argparse.Namespace) -> dict:
+    """`processor` on the copy of `count` workers; how far it got when it did not catch up is printed."""
+    figures = await processor(copies.settings[count], copies.last_seqs[count], count, tmp / f"processor-{count}", args)
+    if not figures["caught_up"]:
+        print(f"{processor_run(count)}: not caught up, {figures['events']:,} of {copies.last_seqs[count]:,} events "
+              f"committed; logs in {LOGS / f'processor-{count}'}")
+    return figures
+
+
+async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
+    started = time.monotonic()
+    events = history_events(raw_history(args.events, args.customers))
+    messages = history_messages(events)
+    print(f"generated and encoded {len(events):,} events in {time.monotonic() - started:.1f} s")
+    async with published(messages, events, args.workers, args.partitions, tmp) as copies:
+        base = copies.settings[0]
+        results = {"bare consumer": await bare_consumer(base, copies.ends, args.timeout),
+                   "empty Faust agent": await empty_faust_agent(base, copies.ends, tmp, args.timeout)}
         for count in args.workers:
-            name = f"processor, {count} worker{'s' if count > 1 else ''}"
-            print(f"{name}…")
-            results[name] = figures = await processor(settings[count], last_seqs[count], count,
-                                                      tmp / f"processor-{count}", args)
-            if not figures["caught_up"]:
-                print(f"{name}: not caught up, {figures['events']:,} of {total:,} events committed; logs in "
-                      f"{LOGS / f'processor-{count}'}")
+            print(f"{processor_run(count)}…")
+            results[processor_run(count)] = await caught_up_processor(copies, count, tmp, args)
         last = args.workers[-1]
         print("restart with state…")
-        results["restart, 1 worker"] = await restart(settings[last], last_seqs[last], tmp / "restart", args)
+        results["restart, 1 worker"] = await restart(copies.settings[last], copies.last_seqs[last], tmp / "restart",
+                                                     args)
     return results
 
 

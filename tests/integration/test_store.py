@@ -22,6 +22,7 @@ from services.store import (
     create_sessions,
     migrate,
 )
+from services.store.processing import Checkpoint, ProcessorStore
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +231,23 @@ async def test_all_lists_settlements_by_period(sessions) -> None:
         await store.save(period, T0, {}, "{}", 1, closed_by="alice")
 
     assert [record.period for record in await store.all()] == ["2026-03", "2026-04", "2026-05"]
+
+
+# ---- the processor's partitions ------------------------------------------------------------------------------
+
+async def test_a_partition_checkpointed_loads_as_written_and_only_by_its_version(sessions) -> None:
+    store = ProcessorStore(sessions)
+    assert (await store.load("log-1", 0)).version == 0  # never written
+    first = Checkpoint({'["party","a"]': '["workforce",[]]', '["party","b"]': '["partner",[]]'}, 7,
+                       {"ledger": 3}, {"1": 2}, '[["t",1,null,"m",[]]]')
+    assert await store.checkpoint("log-1", 0, 0, first)
+    assert not await store.checkpoint("log-1", 0, 0, first)  # another worker wrote version 1 meanwhile
+    second = Checkpoint({'["party","a"]': None, '["party","c"]': '["customer",[]]'}, 9, {"ledger": 5}, {"1": 2}, None)
+    assert await store.checkpoint("log-1", 0, 1, second)
+    state = await store.load("log-1", 0)
+    assert (state.version, state.next_offset, state.marks, state.sent, state.outbox) == (
+        2, 9, {"ledger": 5}, {"1": 2}, [])
+    assert state.records == {'["party","b"]': '["partner",[]]', '["party","c"]': '["customer",[]]'}
+    assert (await store.load("log-1", 1)).records == {} and (await store.load("log-2", 0)).version == 0
+    await store.forget_other_logs("log-2")
+    assert (await store.load("log-1", 0)).version == 0

@@ -1,4 +1,4 @@
-"""The plan engine (SPEC §4): what each component pays, unrounded, for one party and period."""
+"""The plan engine (SPEC §4): what each component pays, unrounded, for one party and period, and why."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ from decimal import Decimal
 
 import pytest
 
+from shared.fold import Fold
+from shared.payouts import Check, Explanation, MeasureView, NextStep, evaluate
+from shared.periods import Period
 from tests.support.events import case, churned, referral, registered, renewed, reversal, sale, survey
 from tests.support.folds import fold_of
-from tests.support.plans import COMMISSION, pay
+from tests.support.plans import COMMISSION, pay, plan_of
 
 TIERED = COMMISSION.replace("mode: marginal", "mode: MODE")
 GATED = TIERED.replace("MODE", "marginal") + "    gate: {measure: retention_rate, window: 90d, min: 0.9}\n"
@@ -225,3 +228,86 @@ def test_points_tier_is_reached_at_as_of_including_the_periods_own_purchases(his
     events = [sale(f"o-{i}", when, amount) for i, (when, amount) in enumerate(history)]
     fold = fold_of([*events, sale("o-march", "2026-03-10", "4000")])
     assert pay(LOYALTY, "c-1", fold)["points"] == expected
+
+
+def explain(document: str, party: str, fold: Fold) -> dict[str, Explanation | None]:
+    """What the rule of each component of the plan in `document` did for `party` in March 2026, as of its end."""
+    march = Period.parse("2026-03")
+    view = MeasureView(fold, march, march.end_ts)
+    return {payout.component: payout.explanation for payout in evaluate(plan_of(document), party, view)}
+
+
+def commission_explained(document: str, *events, mode: str = "marginal") -> Explanation:
+    explanation = explain(document.replace("MODE", mode), "ae-1", fold_of(events))["commission"]
+    assert explanation is not None
+    return explanation
+
+
+@pytest.mark.parametrize("mode", ["marginal", "retroactive"])
+def test_a_tiered_line_names_its_band_and_how_much_more_reaches_the_next(mode: str) -> None:
+    explained = commission_explained(TIERED, *sold("130000"), mode=mode)
+    assert (explained.band, explained.bands, explained.rate, explained.capped) == (2, 3, Decimal("0.12"), False)
+    assert explained.next == NextStep("net_revenue", "period", Decimal(130000), Decimal(150000), Decimal(20000),
+                                      beyond=True, rate=Decimal("0.15"))
+
+
+def test_a_base_exactly_at_an_edge_is_in_the_lower_band_and_must_pass_the_edge() -> None:
+    explained = commission_explained(TIERED, *sold("100000"))
+    assert explained.band == 1 and explained.next is not None
+    assert (explained.next.needed, explained.next.beyond) == (Decimal(0), True)
+
+
+def test_the_last_band_has_no_next_step() -> None:
+    explained = commission_explained(TIERED, *sold("180000"))
+    assert (explained.band, explained.rate, explained.next) == (3, Decimal("0.15"), None)
+
+
+def test_a_gate_not_met_is_shown_with_its_value_and_the_first_bands_rate() -> None:
+    explained = commission_explained(GATED, *retention("899", "101"), *sold("130000"))
+    assert explained.gate == Check("retention_rate", "90d", "self", Decimal("0.899"), Decimal("0.9"), None, False)
+    assert explained.gate.short_by == Decimal("0.001")
+    assert explained.rate == Decimal("0.08") and explained.next is not None and explained.next.rate == Decimal("0.08")
+    met = commission_explained(GATED, *retention("950", "50"), *sold("130000"))
+    assert met.gate is not None and met.gate.held and met.gate.short_by is None and met.rate == Decimal("0.12")
+
+
+def test_a_cap_hit_keeps_what_the_bands_gave_before_it() -> None:
+    explained = commission_explained(TIERED + "    cap: 15000\n", *sold("180000"))
+    assert (explained.cap, explained.capped, explained.uncapped) == (Decimal(15000), True, Decimal(18500))
+    under = commission_explained(TIERED + "    cap: 15000\n", *sold("130000"))
+    assert (under.capped, under.uncapped) == (False, Decimal(11600))
+
+
+def test_a_bonus_line_checks_every_condition_and_says_how_far_each_is() -> None:
+    conditions = "[{measure: deals, min: 3}, {measure: nps, window: 90d, min: 20}, {measure: deals, max: 1}]"
+    explained = explain(BONUS.replace("CONDITIONS", conditions), "ae-1", fold_of(DEALS[:2]))["bonus"]
+    assert explained is not None
+    deals, nps, at_most_one = explained.conditions
+    assert (deals.value, deals.held, deals.short_by) == (Decimal(2), False, Decimal(1))
+    assert (nps.value, nps.held, nps.short_by) == (None, False, None)          # null: no distance is known
+    assert (at_most_one.held, at_most_one.short_by) == (False, None)           # over a max: more would not help
+
+
+@pytest.mark.parametrize(("first_contacts", "factor", "held"), [(4, Decimal("1.5"), True), (3, Decimal(1), False)])
+def test_a_per_unit_line_shows_the_multiplier_it_applied(first_contacts: int, factor: Decimal, held: bool) -> None:
+    cases = [case("ae-1", "2026-03-05", first_contact=i < first_contacts) for i in range(5)]
+    explained = explain(PER_CASE, "ae-1", fold_of(cases))["per_case"]
+    assert explained is not None and (explained.rate, explained.factor) == (Decimal(4), factor)
+    assert [check.held for check in explained.conditions] == [held]
+
+
+def test_a_points_line_names_the_level_reached_and_the_next_one() -> None:
+    fold = fold_of([sale("o-0", "2025-10-15", "8000"), sale("o-march", "2026-03-10", "4000")])
+    explained = explain(LOYALTY, "c-1", fold)["points"]
+    assert explained is not None and (explained.level, explained.factor) == ("silver", Decimal("1.25"))
+    assert explained.next == NextStep("revenue", "365d", Decimal(12000), Decimal(50000), Decimal(38000),
+                                      beyond=False, rate=Decimal("1.5"), level="gold")
+    top = explain(LOYALTY, "c-1", fold_of([sale("o-0", "2026-01-15", "60000")]))["points"]
+    assert top is not None and (top.level, top.next) == ("gold", None)
+
+
+def test_an_override_line_shows_its_base_and_rate(team: list) -> None:
+    explained = explain(OVERRIDE, "mgr-1", fold_of(team))
+    assert explained["override"] == Explanation("override", "net_revenue", Decimal("0.02"))
+    team_bonus = explained["team_bonus"]
+    assert team_bonus is not None and [check.scope for check in team_bonus.conditions] == ["team"]
