@@ -12,7 +12,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
@@ -209,15 +210,22 @@ async def test_workers_together_publish_the_reference_measures_and_dead_letter_c
     assert all(httpx.get(f"http://127.0.0.1:{p.web_port}/healthz").status_code == 200 for p in processors)
 
 
+@asynccontextmanager
+async def story_in_halves(settings: Settings) -> AsyncIterator[tuple[list[dict], list[dict], Reader]]:
+    """The small story's first and second halves, and a reader of the measures topic (stopped afterwards)."""
+    raws = scenario_events()
+    measures = await reader(settings, MEASURES)
+    try:
+        yield raws[:len(raws) // 2], raws[len(raws) // 2:], measures
+    finally:
+        await measures.consumer.stop()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_a_worker_killed_mid_stream_hands_over_without_losing_or_double_counting(
         settings: Settings, start_processor: Callable[[], Processor], workers: int) -> None:
-    raws = scenario_events()
-    expected = measures_of(reference_fold(raws)[0])
-    half = len(raws) // 2
-    measures = await reader(settings, MEASURES)
-    try:
-        await publish(settings, raws[:half])
+    async with story_in_halves(settings) as (first_half, second_half, measures):
+        await publish(settings, first_half)
         first, *_ = [start_processor() for _ in range(workers)]
 
         async def some_measures() -> bool:
@@ -226,29 +234,23 @@ async def test_a_worker_killed_mid_stream_hands_over_without_losing_or_double_co
 
         await wait_for(some_measures, "the first measures")
         first.kill()  # SIGKILL: no flush, no commit, no leaving the group
-        await publish(settings, raws[half:])
+        await publish(settings, second_half)
         if workers == 1:
             start_processor()
+        expected = measures_of(reference_fold(first_half + second_half)[0])
         await wait_for(caught_up_with(measures, expected), "the reference measures after the kill")
-    finally:
-        await measures.consumer.stop()
 
 
 async def test_a_worker_added_mid_stream_takes_partitions_and_changes_nothing(
         settings: Settings, start_processor: Callable[[], Processor]) -> None:
-    raws = scenario_events()
-    expected = measures_of(reference_fold(raws)[0])
-    half = len(raws) // 2
-    measures = await reader(settings, MEASURES)
-    try:
-        await publish(settings, raws[:half])
+    async with story_in_halves(settings) as (first_half, second_half, measures):
+        await publish(settings, first_half)
         start_processor()
-        await wait_for(caught_up_with(measures, measures_of(reference_fold(raws[:half])[0])), "half the story")
+        await wait_for(caught_up_with(measures, measures_of(reference_fold(first_half)[0])), "half the story")
         start_processor()
-        await publish(settings, raws[half:])
+        await publish(settings, second_half)
+        expected = measures_of(reference_fold(first_half + second_half)[0])
         await wait_for(caught_up_with(measures, expected), "the whole story with two workers")
-    finally:
-        await measures.consumer.stop()
 
 
 async def test_an_idle_processor_becomes_healthy(start_processor: Callable[[], Processor]) -> None:
