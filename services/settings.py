@@ -40,7 +40,7 @@ class Settings(BaseSettings):
                                    "worker i serves /healthz on CONVERGENCE_PROCESSOR_WEB_PORT + i")
     currency: str = "USD"
     provider_id: str = "provider"
-    measures_debounce_ms: int = 200
+    measures_debounce_ms: int = 50
     close_catch_up_timeout_s: float = 60.0
     close_grace_hours: float | None = Field(default=None, description="close each period this long after it ends")
     approvers: int = Field(default=1, ge=1, description="distinct token names that must approve a closed period; "

@@ -34,6 +34,7 @@ from __future__ import annotations
 import sys
 import zlib
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from decimal import Decimal
 from operator import add
 from typing import Any, NamedTuple
@@ -269,7 +270,9 @@ class Fold:
         self.changed: set[tuple[str, ...]] | None = set() if track_changes else None
         self.parties: dict[str, Party] = {}  # written through `put_party`, which keeps `direct_reports`
         self._reports: dict[str, set[str]] = {}
-        self.relationships: dict[str, dict[str, dict]] = {}  # party -> counterparty -> parts (see above)
+        # party -> counterparty -> parts (see above), or their stored text until first read (`relationship`)
+        self.relationships: dict[str, dict[str, Any]] = {}
+        self.decode_parts: Callable[[str], dict] | None = None  # set by whoever stores texts there
         self.orders: dict[str, tuple] = {}  # order id -> `Order` fields
         # order id -> ((event time, "source/id", requested amount or None, applied or None), ...) by time;
         # also for an order that has not arrived yet
@@ -342,6 +345,21 @@ class Fold:
         parts = mine.get(counterparty)
         if parts is None:
             parts = mine[_intern(counterparty)] = {}
+        elif parts.__class__ is str:
+            parts = self._read(mine, counterparty)
+        return parts
+
+    def relationship(self, party: str, counterparty: str) -> dict | None:
+        """The relationship's parts, None if there is no such relationship."""
+        mine = self.relationships.get(party)
+        return None if mine is None or counterparty not in mine else self._read(mine, counterparty)
+
+    def _read(self, mine: dict[str, Any], counterparty: str) -> dict:
+        """One of a party's relationships (`mine`), decoded first if it is still its stored text."""
+        parts = mine[counterparty]
+        if parts.__class__ is str:
+            assert self.decode_parts is not None, "relationships stored as text need a decoder"
+            parts = mine[counterparty] = self.decode_parts(parts)
         return parts
 
     def _add(self, party: str, counterparty: str, day: Any, sums: tuple) -> None:
@@ -604,10 +622,8 @@ class Fold:
         only when given (`direct_reports`)."""
         totals = Totals()
         mine = self.relationships.get(party, {})
-        if counterparty is None:
-            relationships = list(mine.values())
-        else:
-            relationships = [mine[counterparty]] if counterparty in mine else []
+        chosen = list(mine) if counterparty is None else [counterparty] if counterparty in mine else []
+        relationships = [self._read(mine, name) for name in chosen]
         for low, high in spans_within(window, spans):
             for parts in relationships:
                 _add_window(totals, parts, window, low, high)

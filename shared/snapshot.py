@@ -1,4 +1,4 @@
-"""The fold's state as JSON-ready data, record by record, and back (`fold-state/3`).
+"""The fold's state as JSON-ready data, record by record, and back (`fold-state/4`).
 
 Decimals travel as strings and integers as numbers, so a record survives `json.dumps`/`json.loads`
 unchanged; tuples come back as tuples where the fold relies on them.
@@ -6,13 +6,14 @@ unchanged; tuples come back as tuples where the fold relies on them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from shared.fold import REFERRED, REVERSED, Customer, Fold, Party
 
-__all__ = ["FORMAT", "decode_fold", "encode_fold", "get_record", "put_record", "record_keys"]
+__all__ = ["FORMAT", "decode_fold", "encode_fold", "get_record", "put_record", "put_stored", "record_keys"]
 
 FORMAT = "fold-state/4"
 
@@ -115,7 +116,7 @@ _KINDS: dict[str, _Kind] = {
 def get_record(fold: Fold, key: tuple[str, ...]) -> Any:
     """One record (`("party", id)`, `("relationship", party, counterparty)`, …) as JSON-ready data, or None."""
     if key[0] == "relationship":
-        parts = fold.relationships.get(key[1], {}).get(key[2])
+        parts = fold.relationship(key[1], key[2])
         return None if parts is None else encode_relationship(parts)
     if key[0] == "order":
         return get_order(fold, key[1])
@@ -141,6 +142,22 @@ def put_record(fold: Fold, key: tuple[str, ...], data: Any) -> None:
             records.pop(name, None)
         else:
             records[name] = decode(data)
+
+
+def put_stored(fold: Fold, key: tuple[str, ...], text: str, loads: Callable[[str], Any] = json.loads) -> None:
+    """`put_record` of a record's JSON text (read by `loads`), for a fold loaded from a store: a relationship
+    stays its text until the fold first reads it (`Fold.relationship`). A processor's partition of a year of
+    history holds hundreds of thousands of relationships, few of which a worker touches soon after it starts:
+    decoding them all was over half of its load."""
+    if key[0] == "relationship":
+        fold.decode_parts = _decode_relationship_text
+        fold.relationships.setdefault(key[1], {})[key[2]] = text
+    else:
+        put_record(fold, key, loads(text))
+
+
+def _decode_relationship_text(text: str) -> dict:
+    return decode_relationship(json.loads(text))
 
 
 def record_keys(fold: Fold) -> list[tuple[str, ...]]:

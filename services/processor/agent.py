@@ -1,8 +1,10 @@
 """The one agent: batches of stream messages, partition by partition, folded, checkpointed, then sent.
 
 Faust assigns the stream topic's partitions to the workers of the group. A worker loads a partition from
-its last checkpoint in the database (`services.store.processing`) when the partition's first message
-arrives, and first sends again what that checkpoint had to send (receivers skip what they have). Each
+its last checkpoint in the database (`services.store.processing`) as soon as it is assigned, and before
+its first batch sends again what that checkpoint had to send (receivers skip what they have). A year of
+history takes seconds to load, as long as a group join: so a worker restarted in the data directory of
+its last run starts loading the partitions it had there (`assigned-<port>.json`) while it joins. Each
 batch of a partition is folded (`services.processor.partitions`), checkpointed (changed records, marks
 and the messages to send, in one transaction, and only if no other worker has written the partition
 since), and then sent; the next batch waits for those sends. So a worker killed at any point loses
@@ -42,7 +44,7 @@ from services.store.processing import ProcessorStore
 __all__ = ["MAX_BATCH", "RESTART_EXIT_CODE", "fold_agent"]
 
 MAX_BATCH = 20  # stream messages; a relay message holds up to 500 events
-EPOCH_CHECK_S = 5.0
+EPOCH_CHECK_S = 1.0
 RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: a supervisor restarts the worker
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,9 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
     identity = BrokerIdentity(settings)
     keeper = HeapKeeper(every=1)
     partitions: dict[int, Partition] = {}
+    loading: dict[int, asyncio.Task[tuple[list[tuple[int, str]], Partition]]] = {}  # partition -> (outbox, state)
+    one_at_a_time = asyncio.Lock()  # loads compete for the one interpreter: the first is ready sooner alone
+    remembered = settings.data_dir / "processor" / f"assigned-{settings.processor_web_port}.json"
     poisoned: defaultdict[int, dict[int, str]] = defaultdict(dict)  # partition -> ledger seq -> why
     seeking: dict[int, int] = {}  # partition -> the offset the consumer was sent back to
     count = 0  # the stream topic's partitions
@@ -97,25 +102,51 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
         """Exit when the broker's log is not the one the partitions were folded from (`services.broker.identity`):
         nothing of this state may be written into another log; restarted, the processor folds that log anew.
 
-        A read that times out (a broker busy with a large catch-up) proves nothing and is looked at again at the
-        next batch: exiting on it cost a reload of the whole state, 25-40 s, in most catch-ups of a year of
-        history. Meanwhile nothing crosses logs: every stream message names its log, and a partition skips
-        those of another."""
+        Checked at the start, then every `EPOCH_CHECK_S` beside the batches (`watch_log`), never in their way:
+        a read waits for the broker, up to twice its timeout when it is busy, and reads made per batch held
+        batches up for 10-20 s at 2 000 events/s with two workers. A read that times out proves nothing and is
+        looked at again at the next check: exiting on it cost a reload of the whole state. Meanwhile nothing
+        crosses logs: every stream message names its log, and a partition skips those of another."""
         try:
             now = await identity.read()
         except (TimeoutError, KafkaError) as error:
-            log.warning("the broker's identity could not be read (%r): checked again at the next batch", error)
+            log.warning("the broker's identity could not be read (%r): checked again in %.0f s", error,
+                        EPOCH_CHECK_S)
             return
         if now is None or now != epoch:  # None: its topics are being made anew
             _exit("the broker's log changed under the processor (it lost its data or was replaced)")
 
-    async def loaded(producer: AIOKafkaProducer, number: int) -> Partition:
-        state = await store.load(epoch, number)
-        for _, body in state.outbox:  # what its last checkpoint sent, maybe not all of it
-            await send(producer, outbox_messages(body))
+    async def load(number: int) -> tuple[list[tuple[int, str]], Partition]:
+        async with one_at_a_time:  # decoded in a thread, so that the loop goes on (a group join, other partitions)
+            state = await store.load(epoch, number)
+            partition = await asyncio.to_thread(Partition.loaded, settings, epoch, number, count, state)
         log.info("partition %d loaded: checkpoint %d, %d records", number, state.version, len(state.records),
                  extra={"partition": number})
-        return Partition.loaded(settings, epoch, number, count, state)
+        return state.outbox, partition
+
+    def start_loading(numbers: set[int]) -> None:
+        """Load these partitions in the background, and drop the loads of any other."""
+        for number in set(loading) - numbers:
+            loading.pop(number).cancel()
+        for number in numbers - set(loading) - set(partitions):
+            loading[number] = asyncio.create_task(load(number), name=f"processor-load-{number}")
+
+    @app.on_partitions_assigned.connect
+    async def load_assigned(sender: Any, /, *assigned: set[TP], **_: Any) -> None:
+        numbers = {tp.partition for tp in set().union(*assigned) if tp.topic == stream_topic}
+        if count:  # else the agent has not started: its first batch loads them
+            start_loading(numbers)
+        written = remembered.with_suffix(".tmp")
+        written.write_text(json.dumps(sorted(numbers)))
+        written.replace(remembered)
+
+    async def loaded(producer: AIOKafkaProducer, number: int) -> Partition:
+        """The partition from its last checkpoint (loaded in the background, or now), what it sent sent again."""
+        task = loading.pop(number, None)
+        outbox, partition = await task if task is not None else await load(number)
+        for _, body in outbox:  # what its last checkpoint sent, maybe not all of it
+            await send(producer, outbox_messages(body))
+        return partition
 
     async def fold_partition(producer: AIOKafkaProducer, number: int, messages: list[tuple[int, bytes]]
                              ) -> list[Outgoing]:
@@ -171,7 +202,6 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
             if event.message.value is not None:
                 by_partition[event.message.partition].append((event.message.offset, event.message.value))
         with BATCH_SECONDS.time():
-            await same_log()
             outgoing = [o for number, messages in sorted(by_partition.items())
                         for o in await fold_partition(producer, number, messages)]
             await send(producer, outgoing)
@@ -182,9 +212,15 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
                 PARTITION_LAG.labels(str(number)).set(max(0, highwater - partition.next_offset))
         LAG_SECONDS.set(max(0.0, time.time() - max(event.message.timestamp for event in events)))
 
+    def last_run() -> set[int]:
+        """The partitions this worker had when it last ran in this data directory (none known: none)."""
+        try:
+            return {number for number in json.loads(remembered.read_text()) if 0 <= number < count}
+        except (OSError, ValueError, TypeError):
+            return set()
+
     async def watch_log() -> None:
-        """Look at the broker's log now and then: topics deleted and made again (`convergence rebuild`) can
-        leave the consumer without a message to notice it by."""
+        """Look at the broker's log every `EPOCH_CHECK_S` (`same_log`)."""
         while True:
             await asyncio.sleep(EPOCH_CHECK_S)
             await same_log()
@@ -201,6 +237,8 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
         await same_log()
         count = len(await producer.partitions_for(stream_topic))
         await store.forget_other_logs(epoch)
+        start_loading(last_run())
+        log.info("loading the partitions of the last run: %s", sorted(loading) or "none")
         watch = asyncio.create_task(watch_log(), name="processor-log-watch")
         watch.add_done_callback(exit_on_failure)
         try:
@@ -211,6 +249,7 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
             _exit("the fold agent failed")
         finally:
             status.stopped = True
+            start_loading(set())
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
             await identity.stop()

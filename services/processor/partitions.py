@@ -37,7 +37,7 @@ from services.settings import Settings
 from services.store.processing import Checkpoint, PartitionState
 from shared.events import parse_event
 from shared.fold import Conflict, Fold, home_key, partition_of
-from shared.snapshot import get_record, put_record
+from shared.snapshot import get_record, put_stored
 
 __all__ = ["LEDGER", "Folded", "Gap", "Outgoing", "Partition", "Poisoned"]
 
@@ -116,7 +116,7 @@ class Partition:
                         dict(state.sent))
         with collector_paused():  # a year of records is millions of containers, none of them garbage
             for key, value in state.records.items():
-                put_record(partition.fold, tuple(orjson.loads(key)), orjson.loads(value))
+                put_stored(partition.fold, tuple(orjson.loads(key)), value, orjson.loads)
         partition.changed.clear()
         return partition
 

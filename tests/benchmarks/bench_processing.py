@@ -18,6 +18,10 @@ the first measurement, so every reader finds the same broker. Each then reads it
   its processor (the table counts restarts). They have caught up once every partition's checkpoint in the
   database (`processor_partitions`) holds the last ledger row and every message the partitions sent each
   other; their progress is the lowest ledger row any partition has reached.
+* restarts: one worker started again on the state of the first processor run, with one more event, timed to
+  that event checkpointed in every partition: in the data directory of that run's worker 0 (a worker
+  restarted where it ran, which loads the partitions it had there while it joins the group), and in a new
+  one (a worker that knows nothing yet, which loads its partitions once the group has given them).
 
 Ends are read from the partitions' last records, not from the broker's end offsets: Tansu reports a
 partition's end as the base offset of its last record batch + 1, short of a multi-record last batch.
@@ -80,6 +84,9 @@ POLL_S = 0.1
 AGENT_BATCH, SESSION_TIMEOUT_S, HEARTBEAT_INTERVAL_S = 5000, 10.0, 1.0
 READ_TIMEOUT_S = 30.0
 LEDGER_CHUNK = 10_000
+# a worker's web port by data directory: one started again where it ran keeps its port, as under `up` or in a
+# pod, and with it what it knows of its last run (`services.processor.agent`)
+PORTS: dict[Path, int] = {}
 Ends = dict[TopicPartition, int]
 
 
@@ -263,7 +270,9 @@ async def _workers(settings: Settings, count: int, tmp: Path, logs: Path) -> Asy
     children = []
     for number in range(count):
         (logs / f"worker-{number}.log").unlink(missing_ok=True)  # a Child appends
-        own = settings.model_copy(update={"data_dir": tmp / f"worker-{number}", "processor_web_port": free_port(),
+        data = tmp / f"worker-{number}"
+        port = PORTS.setdefault(data, free_port())
+        own = settings.model_copy(update={"data_dir": data, "processor_web_port": port,
                                           "database_url": database})
         children.append(Child(f"processor {number}", [CONVERGENCE, "processor"], settings_env(own),
                               output=logs / f"worker-{number}.log"))
@@ -325,15 +334,18 @@ async def checkpointed(sessions, last_seq: int, partitions: int, progress: Progr
         await asyncio.sleep(POLL_S)
 
 
-RESTART_EVENT = {"specversion": "1.0", "id": "restart-1", "source": "bench", "type": "service.case_resolved",
-                 "time": "2026-06-30T12:00:00Z",
-                 "data": {"case_id": "k-restart", "customer_id": "cust-0", "resolver_id": "agent-0",
-                          "first_contact": True}}
+def restart_event(name: str) -> dict:
+    """One more event for a restart to fold, so that it is timed to a checkpoint of every partition."""
+    return {"specversion": "1.0", "id": f"{name}-1", "source": "bench", "type": "service.case_resolved",
+            "time": "2026-06-30T12:00:00Z",
+            "data": {"case_id": f"k-{name}", "customer_id": "cust-0", "resolver_id": "agent-0", "first_contact": True}}
 
 
-async def restart(settings: Settings, last_seq: int, tmp: Path, args: argparse.Namespace) -> dict:
-    """One worker started on the state a run left, timed to its first event folded in every partition; and the
-    time to load every partition's state in this process."""
+async def restart(settings: Settings, last_seq: int, data: Path, name: str, args: argparse.Namespace) -> dict:
+    """One worker started in data directory `data` (`data`/worker-0) on the state a run left, timed to its first
+    event folded in every partition; and the time to load every partition's state in this process. In the
+    directory of the run's worker 0 it starts loading what that worker had while it joins the group; in a new
+    one it knows nothing and loads once the group has given it its partitions."""
     async with opened_database(settings.resolved_database_url) as sessions:
         identity = BrokerIdentity(settings)
         try:
@@ -350,11 +362,11 @@ async def restart(settings: Settings, last_seq: int, tmp: Path, args: argparse.N
             Partition.loaded(settings, epoch, number, settings.partitions, state)
             read_s, build_s = read_s + read - started, build_s + time.monotonic() - read
             records += len(state.records)
-    extra = parse_event(RESTART_EVENT)
-    if await publish_ledger(settings, [(extra, json.dumps(RESTART_EVENT))]) != last_seq + 1:
+    extra = restart_event(name)
+    if await publish_ledger(settings, [(parse_event(extra), json.dumps(extra))]) != last_seq + 1:
         raise RuntimeError("the restart's event did not reach the ledger")
     progress = Progress(time.monotonic())
-    async with (_workers(settings, 1, tmp, LOGS / "restart") as children,
+    async with (_workers(settings, 1, data, LOGS / name) as children,
                 opened_database(settings.resolved_database_url) as sessions):
         caught_up = await checkpointed(sessions, last_seq + 1, settings.partitions, progress, args.timeout,
                                         args.stall)
@@ -404,9 +416,15 @@ def processor_run(count: int) -> str:
     return f"processor, {count} worker{'s' if count > 1 else ''}"
 
 
+def processor_dir(count: int) -> str:
+    """The directory of the data directories of a run of `count` processor workers (worker-i in it)."""
+    return f"processor-{count}"
+
+
 async def caught_up_processor(copies: Copies, count: int, tmp: Path, args: argparse.Namespace) -> dict:
     """`processor` on the copy of `count` workers; how far it got when it did not catch up is printed."""
-    figures = await processor(copies.settings[count], copies.last_seqs[count], count, tmp / f"processor-{count}", args)
+    figures = await processor(copies.settings[count], copies.last_seqs[count], count, tmp / processor_dir(count),
+                              args)
     if not figures["caught_up"]:
         print(f"{processor_run(count)}: not caught up, {figures['events']:,} of {copies.last_seqs[count]:,} events "
               f"committed; logs in {LOGS / f'processor-{count}'}")
@@ -425,10 +443,12 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
         for count in args.workers:
             print(f"{processor_run(count)}…")
             results[processor_run(count)] = await caught_up_processor(copies, count, tmp, args)
-        last = args.workers[-1]
-        print("restart with state…")
-        results["restart, 1 worker"] = await restart(copies.settings[last], copies.last_seqs[last], tmp / "restart",
-                                                     args)
+        first, seq = args.workers[0], copies.last_seqs[args.workers[0]]
+        print("restarts with state…")
+        results["restart, 1 worker"] = await restart(copies.settings[first], seq, tmp / processor_dir(first),
+                                                     "restart", args)
+        results["restart, 1 worker, new data directory"] = await restart(copies.settings[first], seq + 1,
+                                                                         tmp / "new-worker", "new-worker", args)
     return results
 
 

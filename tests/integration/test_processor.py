@@ -89,8 +89,8 @@ async def publish(settings: Settings, raws: list[dict]) -> None:
 class Processor:
     """`python -m services.processor` as a child process, its output in a file."""
 
-    def __init__(self, settings: Settings, log: IO[bytes]) -> None:
-        self.web_port = free_port()
+    def __init__(self, settings: Settings, log: IO[bytes], web_port: int | None = None) -> None:
+        self.web_port = web_port or free_port()
         env = {**os.environ, "CONVERGENCE_KAFKA_BOOTSTRAP": settings.resolved_kafka_bootstrap,
                "CONVERGENCE_KAFKA_IDEMPOTENT_PRODUCER": "false", "CONVERGENCE_DATA_DIR": str(settings.data_dir),
                "CONVERGENCE_PARTITIONS": str(settings.partitions),
@@ -143,11 +143,12 @@ async def reader(settings: Settings, topic: str) -> Reader:
 
 
 @pytest.fixture
-def start_processor(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], Processor]]:
-    """Starts processors on demand; stops them all at the end and prints their output (shown on failure)."""
+def start_processor(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Processor]]:
+    """Starts processors on demand (on a web port of their own, or the one given: with the data directory, a
+    worker's place); stops them all at the end and prints their output (shown on failure)."""
     started: list[Processor] = []
     with (tmp_path / "processor.log").open("w+b") as log:
-        yield lambda: started.append(Processor(settings, log)) or started[-1]
+        yield lambda web_port=None: started.append(Processor(settings, log, web_port)) or started[-1]
         for processor in started:
             processor.stop()
         log.seek(0)
@@ -251,6 +252,21 @@ async def test_a_worker_added_mid_stream_takes_partitions_and_changes_nothing(
         await publish(settings, second_half)
         expected = measures_of(reference_fold(first_half + second_half)[0])
         await wait_for(caught_up_with(measures, expected), "the whole story with two workers")
+
+
+async def test_a_worker_restarted_where_it_ran_loads_its_partitions_while_it_joins(
+        settings: Settings, start_processor: Callable[..., Processor], tmp_path: Path) -> None:
+    async with story_in_halves(settings) as (first_half, second_half, measures):
+        await publish(settings, first_half)
+        first = start_processor()
+        await wait_for(caught_up_with(measures, measures_of(reference_fold(first_half)[0])), "half the story")
+        first.kill()
+        await publish(settings, second_half)
+        start_processor(first.web_port)
+        expected = measures_of(reference_fold(first_half + second_half)[0])
+        await wait_for(caught_up_with(measures, expected), "the whole story after the restart")
+    every = list(range(settings.partitions))
+    assert f"loading the partitions of the last run: {every}" in (tmp_path / "processor.log").read_text()
 
 
 async def test_an_idle_processor_becomes_healthy(start_processor: Callable[[], Processor]) -> None:

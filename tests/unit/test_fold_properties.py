@@ -14,7 +14,7 @@ from shared.payouts import MeasureView
 from shared.periods import WINDOWS, Period
 from shared.plans import PlanSet
 from shared.replay import Replay
-from shared.snapshot import decode_fold, encode_fold
+from shared.snapshot import decode_fold, encode_fold, get_record, put_stored, record_keys
 from tests.support.events import raw_event
 from tests.support.folds import Partitions, fold_of, measures, team_measures
 
@@ -170,6 +170,21 @@ def test_a_fold_restored_from_its_json_snapshot_carries_on_exactly(data: st.Data
     cut = data.draw(st.integers(0, len(history)))
     whole = folded(history)
     restored = decode_fold(json.loads(json.dumps(encode_fold(folded(history[:cut])))))
+    for raw in history[cut:]:
+        restored.apply(parse_event(raw))
+    assert encode_fold(restored) == encode_fold(whole)
+    assert snapshot(restored) == snapshot(whole)
+
+
+@SETTINGS
+@given(st.data())
+def test_a_fold_loaded_from_stored_records_carries_on_exactly(data: st.DataObject) -> None:
+    """As a processor's partition is loaded: each record from its JSON text, relationships decoded when read."""
+    history = data.draw(histories())
+    cut = data.draw(st.integers(0, len(history)))
+    whole, part, restored = folded(history), folded(history[:cut]), Fold()
+    for key in record_keys(part):
+        put_stored(restored, key, json.dumps(get_record(part, key)))
     for raw in history[cut:]:
         restored.apply(parse_event(raw))
     assert encode_fold(restored) == encode_fold(whole)
