@@ -39,13 +39,17 @@ def due_periods(plans: PlanSet, closed: set[str], now: datetime, grace: timedelt
 @contextlib.asynccontextmanager
 async def closing_automatically(closer: Closer, plans: PlansInForce, grace: timedelta, clock: Callable[[], datetime],
                                 every_s: float = 60.0) -> AsyncIterator[None]:
-    """While the block runs, close every due period once a minute (of the kinds the plans in force use)."""
+    """While the block runs, close every due period once a minute (of the kinds the plans in force use). A close
+    that fails (counted by the closer) is logged and tried again at the next round, before any later period."""
 
     async def loop() -> None:
         while True:
-            for period in due_periods(plans.current, await closer.closed_periods(), clock(), grace):
-                log.info("closing %s automatically", period)
-                await closer.close(period, ACTOR)
+            try:
+                for period in due_periods(plans.current, await closer.closed_periods(), clock(), grace):
+                    log.info("closing %s automatically", period)
+                    await closer.close(period, ACTOR)
+            except Exception:
+                log.exception("closing automatically failed: tried again in %.0f s", every_s)
             await asyncio.sleep(every_s)
 
     async with running(loop(), "autoclose"):

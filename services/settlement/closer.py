@@ -12,13 +12,13 @@ from datetime import datetime
 from services.plans import PlansInForce
 from services.settings import Settings
 from services.settlement.lineage import events_behind
-from services.settlement.metrics import CLOSE_SECONDS
+from services.settlement.metrics import CLOSE_SECONDS, CLOSES
 from services.store.ledger import LedgerStore
 from services.store.reading import ledger_events
 from services.store.settlements import SettlementStore
 from shared.fold import Conflict, Fold
 from shared.periods import Period
-from shared.settlement import Book, Settlement, settlement_from_data, settlement_to_data
+from shared.settlement import Book, CloseRefused, Settlement, settlement_from_data, settlement_to_data
 
 __all__ = ["Closer", "PeriodNotEnded"]
 
@@ -49,7 +49,23 @@ class Closer:
 
     async def close(self, period: Period, actor: str) -> Settlement:
         """Close `period` as `actor` (a token name), or return its frozen settlement; `PeriodNotEnded` before
-        its end, `CloseRefused` when out of order."""
+        its end, `CloseRefused` when out of order, `TimeoutError` when the ledger did not catch up. Every call
+        is counted by its outcome (`CLOSES`), whoever made it: the API or the automatic close."""
+        try:
+            settlement = await self._close(period, actor)
+        except PeriodNotEnded:
+            CLOSES.labels("not_ended").inc()
+            raise
+        except CloseRefused:
+            CLOSES.labels("refused").inc()
+            raise
+        except TimeoutError:
+            CLOSES.labels("timeout").inc()
+            raise
+        CLOSES.labels("closed").inc()
+        return settlement
+
+    async def _close(self, period: Period, actor: str) -> Settlement:
         if self._clock() < period.end:
             raise PeriodNotEnded(f"cannot close {period} before it ends at {period.end.isoformat()}")
         async with self._lock:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from services.auth import ActorDep, require
 from services.settlement.closer import PeriodNotEnded
 from services.settlement.deps import AuditDep, ClockDep, CloserDep, SettlementsDep
-from services.settlement.metrics import CLOSES, EXPORTS
+from services.settlement.metrics import EXPORTS
 from services.settlement.schemas import (
     AuditOut,
     CloseOut,
@@ -78,15 +78,11 @@ async def close_period(period: PeriodPath, closer: CloserDep, store: Settlements
     try:
         settlement = await closer.close(_period(period), actor)
     except PeriodNotEnded as error:
-        CLOSES.labels("not_ended").inc()
         raise ApiError(409, str(error), code="period_not_ended") from None
     except CloseRefused as error:
-        CLOSES.labels("refused").inc()
         raise ApiError(409, str(error), code="out_of_order") from None
     except TimeoutError as error:
-        CLOSES.labels("timeout").inc()
         raise ApiError(503, f"the ledger did not catch up with the event topics in time: {error}") from None
-    CLOSES.labels("closed").inc()
     record = await store.get(period)
     return CloseOut.of(settlement, record.status.value if record else SettlementStatus.CLOSED.value)
 
