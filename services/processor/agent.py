@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import faust
@@ -91,22 +91,24 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
     seeking: dict[int, int] = {}  # partition -> the offset the consumer was sent back to
     count = 0  # the stream topic's partitions
 
+    def stream_partitions(tps: Iterable[TP]) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == stream_topic}
+
     @app.on_partitions_revoked.connect
     async def forget_lags(sender: Any, /, *revoked: set[TP], **_: Any) -> None:
         """A partition's lag is reported by its owner only: from its next batch on, maybe on another worker."""
-        for tp in set().union(*revoked):
-            if tp.topic == stream_topic:
-                PARTITION_LAG.remove(str(tp.partition))
+        for number in stream_partitions(set().union(*revoked)):
+            PARTITION_LAG.remove(str(number))
 
     async def same_log() -> None:
         """Exit when the broker's log is not the one the partitions were folded from (`services.broker.identity`):
         nothing of this state may be written into another log; restarted, the processor folds that log anew.
 
         Checked at the start, then every `EPOCH_CHECK_S` beside the batches (`watch_log`), never in their way:
-        a read waits for the broker, up to twice its timeout when it is busy, and reads made per batch held
-        batches up for 10-20 s at 2 000 events/s with two workers. A read that times out proves nothing and is
-        looked at again at the next check: exiting on it cost a reload of the whole state. Meanwhile nothing
-        crosses logs: every stream message names its log, and a partition skips those of another."""
+        a read waits for the broker, up to twice its timeout when it is busy, and the stream would wait with it.
+        A read that times out proves nothing and is looked at again at the next check (exiting on it would cost a
+        reload of the whole state). Meanwhile nothing crosses logs: every stream message names its log, and a
+        partition skips those of another."""
         try:
             now = await identity.read()
         except (TimeoutError, KafkaError) as error:
@@ -133,7 +135,7 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
 
     @app.on_partitions_assigned.connect
     async def load_assigned(sender: Any, /, *assigned: set[TP], **_: Any) -> None:
-        numbers = {tp.partition for tp in set().union(*assigned) if tp.topic == stream_topic}
+        numbers = stream_partitions(set().union(*assigned))
         if count:  # else the agent has not started: its first batch loads them
             start_loading(numbers)
         written = remembered.with_suffix(".tmp")
@@ -193,7 +195,7 @@ def fold_agent(app: faust.App, settings: Settings, epoch: str, sessions: async_s
             return folded.outgoing
 
     async def fold_batch(producer: AIOKafkaProducer, events: list[EventT]) -> None:
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == stream_topic}
+        assigned = stream_partitions(app.consumer.assignment())
         for number in list(partitions):
             if number not in assigned:  # revoked: its next owner goes on from the database
                 del partitions[number]

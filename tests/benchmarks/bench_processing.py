@@ -298,7 +298,7 @@ async def processor(settings: Settings, last_seq: int, count: int, tmp: Path, ar
     up; `caught_up` is False when their checkpoints stood still for `args.stall` seconds or had not reached
     `last_seq` in `args.timeout`."""
     progress = Progress(time.monotonic())
-    async with (_workers(settings, count, tmp, LOGS / f"processor-{count}") as children,
+    async with (_workers(settings, count, tmp, LOGS / processor_dir(count)) as children,
                 opened_database(settings.resolved_database_url) as sessions):
         caught_up = await checkpointed(sessions, last_seq, settings.partitions, progress, args.timeout, args.stall)
         rss = [resident_bytes(child.process.pid) for child in children
@@ -417,7 +417,8 @@ def processor_run(count: int) -> str:
 
 
 def processor_dir(count: int) -> str:
-    """The directory of the data directories of a run of `count` processor workers (worker-i in it)."""
+    """The directory of a run of `count` processor workers: of their data directories (worker-i in it), and of
+    their logs."""
     return f"processor-{count}"
 
 
@@ -427,7 +428,7 @@ async def caught_up_processor(copies: Copies, count: int, tmp: Path, args: argpa
                               args)
     if not figures["caught_up"]:
         print(f"{processor_run(count)}: not caught up, {figures['events']:,} of {copies.last_seqs[count]:,} events "
-              f"committed; logs in {LOGS / f'processor-{count}'}")
+              f"committed; logs in {LOGS / processor_dir(count)}")
     return figures
 
 
